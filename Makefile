@@ -1,0 +1,24 @@
+# The two commands of the README. Each sets up .venv on first use (or when pyproject.toml or
+# constraints.txt change), then does its job:
+#   make run     gradcmp run on the bundled data/xy.csv (pass options with ARGS="...")
+#   make test    lint (ruff) and the test suite (pytest)
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.gradcmp-installed
+
+.PHONY: run test lint
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	@$(BIN)/gradcmp run $(ARGS)
+
+lint: $(STAMP)
+	@$(BIN)/ruff check gradcmp tests benchmarks
+
+test: lint
+	@$(BIN)/python -m pytest $(ARGS)

@@ -1,0 +1,36 @@
+"""Backends, one file each, registered by name. A framework is imported only when its backend
+runs (``setup``/``compute``); listing and probing import nothing."""
+
+from __future__ import annotations
+
+from ..errors import UsageError
+from .base import Backend, Output, missing_modules
+from .jax_grad import JaxGrad
+from .native import Native
+from .torch_backward import TorchBackward
+from .torch_grad import TorchGrad
+
+BACKENDS: dict[str, Backend] = {
+    b.name: b for b in (Native(), TorchGrad(), TorchBackward(), JaxGrad())
+}
+
+# The reference is not a backend one can leave out; ``-b exact`` is accepted and changes nothing.
+REFERENCE_NAME = "exact"
+
+
+def parse_backends(text: str) -> list[str]:
+    """``"native,torch-grad"`` → registered names in the order given, duplicates dropped."""
+    chosen: list[str] = []
+    for raw in text.split(","):
+        name = raw.strip()
+        if name == REFERENCE_NAME:
+            continue
+        if name not in BACKENDS:
+            known = ", ".join(BACKENDS)
+            raise UsageError(f"unknown backend {name!r}", hint=f"choose from {known}")
+        if name not in chosen:
+            chosen.append(name)
+    return chosen
+
+
+__all__ = ["BACKENDS", "REFERENCE_NAME", "Backend", "Output", "missing_modules", "parse_backends"]

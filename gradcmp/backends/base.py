@@ -1,0 +1,38 @@
+"""What a backend is: a named way to compute (loss, gradient) of a Problem in one dtype."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..dtypes import DType
+from ..problem import Problem
+
+
+@dataclass(frozen=True)
+class Output:
+    """A backend's answer: the loss and the gradient per parameter (any array-likes)."""
+
+    loss: Any
+    grads: Mapping[str, Any]
+    notes: tuple[str, ...] = ()
+
+
+class Backend(Protocol):
+    name: str
+    description: str
+    # Importable top-level modules the backend needs; probed without importing them.
+    requires: tuple[str, ...]
+    dtypes: tuple[str, ...]
+
+    def setup(self) -> None:
+        """Import the framework (timed apart from the computation)."""
+
+    def compute(self, problem: Problem, dtype: DType) -> Output:
+        """Loss and gradient of ``problem`` at its parameters, computed in ``dtype``."""
+
+
+def missing_modules(backend: Backend) -> list[str]:
+    return [m for m in backend.requires if importlib.util.find_spec(m) is None]

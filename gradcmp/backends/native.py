@@ -1,0 +1,36 @@
+"""``native``: pure-Python loops over rows with the model's hand-derived gradient."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..dtypes import DType
+from ..problem import Problem
+from .base import Output
+
+# Python floats are float64; numpy's float32 scalars keep every operation in float32
+# (NEP 50: a Python int or float operand does not promote a numpy float32).
+SCALARS = {"float64": float, "float32": np.float32}
+
+
+class Native:
+    name = "native"
+    description = "pure-Python loops, hand-derived gradient (float32 via numpy scalars)"
+    requires: tuple[str, ...] = ()
+    dtypes = tuple(SCALARS)
+
+    def setup(self) -> None:
+        pass
+
+    def compute(self, problem: Problem, dtype: DType) -> Output:
+        scalar = SCALARS[dtype.name]
+        X, y = problem.inputs(dtype)
+        if scalar is float:
+            rows, target = X.tolist(), y.tolist()
+            params = {k: v.ravel().tolist() for k, v in problem.params.as_dtype(dtype).items()}
+        else:
+            rows, target = [list(r) for r in X], list(y)
+            params = {k: list(v.ravel()) for k, v in problem.params.as_dtype(dtype).items()}
+        loss, grads = problem.model.native(params, rows, target, scalar)
+        shapes = {k: v.shape for k, v in problem.params.values.items()}
+        return Output(loss, {k: np.reshape(np.array(g), shapes[k]) for k, g in grads.items()})

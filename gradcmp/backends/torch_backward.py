@@ -1,0 +1,31 @@
+"""``torch-backward``: ``loss.backward()``, then each parameter's ``.grad``."""
+
+from __future__ import annotations
+
+from ..dtypes import DType
+from ..problem import Problem
+from ._torch import torch_inputs
+from .base import Output
+
+
+class TorchBackward:
+    name = "torch-backward"
+    description = "loss.backward(), then each parameter's .grad (fresh leaves every call)"
+    requires = ("torch",)
+    dtypes = ("float64", "float32")
+
+    def setup(self) -> None:
+        import torch  # noqa: F401
+
+    def compute(self, problem: Problem, dtype: DType) -> Output:
+        import torch
+
+        # Fresh leaves every call: .grad accumulates across backward() calls on the same leaf.
+        params, X, y = torch_inputs(problem, dtype)
+        with torch.enable_grad():
+            loss = problem.model.loss(params, X, y, torch)
+            loss.backward()
+        unused = [k for k, p in params.items() if p.grad is None]
+        if unused:
+            raise RuntimeError(f".grad is None for {', '.join(unused)}: not used by the loss")
+        return Output(loss.detach().numpy(), {k: p.grad.numpy() for k, p in params.items()})

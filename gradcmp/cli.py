@@ -1,0 +1,176 @@
+"""The command line: parse options, build a Problem, run it, render the Report. Nothing else.
+
+Imports here are kept to click so that ``gradcmp --help`` starts fast; numpy, rich and the
+frameworks are imported by the commands that need them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+import click
+
+from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, GradcmpError
+
+ISSUES_URL = "https://github.com/gradcmp/gradcmp/issues"
+
+
+def _error(message: str) -> None:
+    click.echo(f"gradcmp: error: {message}", err=True)
+
+
+class GradcmpGroup(click.Group):
+    """Turns every failure into one line on stderr and the documented exit code."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        args = sys.argv[1:] if args is None else list(args)
+        debug = "--debug" in args or bool(os.environ.get("GRADCMP_DEBUG"))
+        try:
+            rv = super().main(args, prog_name or "gradcmp", complete_var, False, **extra)
+            code = rv if isinstance(rv, int) else 0
+        except click.exceptions.Exit as exc:
+            code = exc.exit_code
+        except click.ClickException as exc:
+            command = exc.ctx.command_path if getattr(exc, "ctx", None) else "gradcmp"
+            _error(f"{exc.format_message().rstrip('.')} (see '{command} --help')")
+            code = EXIT_USAGE if isinstance(exc, click.UsageError) else exc.exit_code
+        except (KeyboardInterrupt, click.Abort):
+            _error("interrupted")
+            code = EXIT_INTERRUPTED
+        except GradcmpError as exc:
+            if debug:
+                traceback.print_exc()
+            _error(str(exc))
+            code = exc.exit_code
+        except Exception as exc:
+            if debug:
+                traceback.print_exc()
+            first = (str(exc).splitlines() or [""])[0]
+            _error(
+                f"internal error: {type(exc).__name__}: {first} (this is a bug in gradcmp: "
+                f"please report it at {ISSUES_URL} with the output of --debug)"
+            )
+            code = EXIT_INTERNAL
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+debug_option = click.option(
+    "--debug", is_flag=True, help="Show the Python traceback of an error.", expose_value=False
+)
+
+
+@click.group(cls=GradcmpGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="gradcmp", prog_name="gradcmp")
+@debug_option
+def cli() -> None:
+    """Do these gradients agree, and if not, who is wrong?
+
+    Computes a loss and its gradient with several independent implementations (backends) and
+    holds each against an exact reference.
+    """
+
+
+@cli.command()
+@click.option(
+    "--data",
+    "data_path",
+    type=click.Path(dir_okay=True, path_type=str),
+    default=None,
+    help="CSV file with a header row [default: the bundled seed data, xy.csv].",
+)
+@click.option("--target", default="y", show_default=True, help="Name of the target column.")
+@click.option("--model", "model_name", default="linear", show_default=True, help="Built-in model.")
+@click.option(
+    "-b",
+    "--backend",
+    "backend_list",
+    multiple=True,
+    help="Backends, comma-separated or repeated [default: all registered].",
+)
+@click.option(
+    "--dtype",
+    "dtype_list",
+    default="float32,float64",
+    show_default=True,
+    help="Dtypes to compute in, comma-separated.",
+)
+@click.option(
+    "--param",
+    "param_list",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Parameter value (repeatable): theta1=0.5, w[2]=1 or w=1,2,3 [default: zeros].",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="Report format.",
+)
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=str), help="Write the report here."
+)
+@debug_option
+def run(
+    data_path, target, model_name, backend_list, dtype_list, param_list, output_format, output
+) -> int:
+    """Compute loss and gradient with each backend and compare them with the reference."""
+    from . import api
+
+    report = api.run_from_options(
+        data=data_path,
+        target=target,
+        model=model_name,
+        backends=",".join(backend_list) or None,
+        dtypes=dtype_list,
+        params=param_list,
+    )
+    api.write_report(report, output_format, output)
+    return report.exit_code
+
+
+@cli.command()
+def backends() -> None:
+    """List the backends: what each computes, and whether it can run here (and why not)."""
+    from rich.table import Table
+
+    from .backends import BACKENDS, REFERENCE_NAME, missing_modules
+    from .environment import _version
+    from .report.table import console_for
+
+    table = Table("backend", "status", "framework", "dtypes", "what it computes")
+    table.add_row(REFERENCE_NAME, "reference", "", "all", "exact rational arithmetic (always run)")
+    for name, backend in BACKENDS.items():
+        missing = missing_modules(backend)
+        status = f"[red]missing {', '.join(missing)}[/]" if missing else "[green]usable[/]"
+        framework = ", ".join(f"{m} {_version(m) or ''}".strip() for m in backend.requires)
+        table.add_row(name, status, framework or "python", ", ".join(backend.dtypes), backend.description)
+    console_for(sys.stdout).print(table)
+
+
+@cli.command()
+def models() -> None:
+    """List the built-in models with their parameters and formula."""
+    from rich.table import Table
+
+    from .models import MODELS
+    from .report.table import console_for
+
+    table = Table("model", "parameters (d features)", "loss", "description")
+    for name, model in MODELS.items():
+        shapes = model.param_shapes(1), model.param_shapes(3)
+        params = ", ".join(shapes[0]) + "  (d = 3: " + ", ".join(
+            f"{k}{list(s) if s else ''}" for k, s in shapes[1].items()
+        ) + ")"
+        table.add_row(name, params, model.formula, model.description)
+    console_for(sys.stdout).print(table)
+
+
+def main() -> None:
+    cli.main()

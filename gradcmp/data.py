@@ -1,0 +1,180 @@
+"""Strict loading of datasets: every cell a finite decimal number, every problem a clear error.
+
+The float64 arrays are the master copy every backend starts from. A decimal in the file that
+float64 cannot hold exactly (``0.1``) is kept as an exact fraction too, so the reference can
+say how much rounding the input itself introduced.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from fractions import Fraction
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+
+# Plain ASCII decimal syntax: optional sign, digits with an optional point, optional exponent.
+NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
+# Integers this short are exact in float64 (|v| < 10**15 < 2**53): no Fraction needed.
+SHORT_INTEGER = re.compile(r"[+-]?[0-9]{1,15}\Z")
+
+BUNDLED = "xy.csv"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A matrix of features ``X`` (n × d) and a target ``y`` (n), float64."""
+
+    path: str
+    feature_names: tuple[str, ...]
+    target: str
+    X: np.ndarray
+    y: np.ndarray
+    # Exact values of the cells float64 rounds, keyed by (row, column name).
+    decimal_cells: dict[tuple[int, str], Fraction] = field(default_factory=dict)
+
+    @property
+    def rows(self) -> int:
+        return self.X.shape[0]
+
+    @property
+    def features(self) -> int:
+        return self.X.shape[1]
+
+    def exact_columns(self) -> tuple[list[list[Fraction]], list[Fraction]]:
+        """The values as written in the file, exactly: (feature columns, target)."""
+        columns = [
+            [self.decimal_cells.get((i, name), Fraction(v)) for i, v in enumerate(self.X[:, j])]
+            for j, name in enumerate(self.feature_names)
+        ]
+        target = [self.decimal_cells.get((i, self.target), Fraction(v)) for i, v in enumerate(self.y)]
+        return columns, target
+
+
+def bundled_path() -> Path:
+    """The seed's data shipped inside the package (``data/xy.csv`` in the repository)."""
+    return Path(str(resources.files("gradcmp") / "data" / BUNDLED))
+
+
+def load(path: str | Path | None, target: str = "y") -> Dataset:
+    """Read a dataset file; ``None`` means the bundled seed data."""
+    if path is None:
+        return load_csv(bundled_path(), target, shown_as=f"{BUNDLED} (bundled)")
+    return load_csv(Path(path), target)
+
+
+def load_csv(path: Path, target: str = "y", shown_as: str | None = None) -> Dataset:
+    """Read a CSV file with a header row; every other row is numbers.
+
+    Accepted: UTF-8 with or without BOM, LF or CRLF line ends, spaces around cells, blank lines
+    (skipped). Everything else that is not a finite decimal number is an error naming the line.
+    """
+    name = shown_as or str(path)
+    text = _read_text(path, name)
+    lines = text.splitlines()
+    numbered = [(i + 1, line) for i, line in enumerate(lines) if line.strip()]
+    if not numbered:
+        raise InputError("the file is empty", where=name, hint="give a CSV file with a header row")
+    header_line, header_text = numbered[0]
+    header = [cell.strip() for cell in header_text.split(",")]
+    _check_header(header, f"{name}:{header_line}")
+    if target not in header:
+        raise InputError(
+            f"no column named {target!r} (columns: {', '.join(header)})",
+            where=f"{name}:{header_line}",
+            hint="name the target column with --target",
+        )
+    if len(header) < 2:
+        raise InputError(
+            "there is no feature column besides the target",
+            where=f"{name}:{header_line}",
+            hint="add at least one feature column",
+        )
+    rows = numbered[1:]
+    if not rows:
+        raise InputError("the file has a header but no data rows", where=f"{name}:{header_line}")
+
+    values = np.empty((len(rows), len(header)), dtype=np.float64)
+    decimal_cells: dict[tuple[int, str], Fraction] = {}
+    for r, (line_no, line) in enumerate(rows):
+        cells = line.split(",")
+        if len(cells) != len(header):
+            raise InputError(
+                f"{len(cells)} fields where the header has {len(header)}",
+                where=f"{name}:{line_no}",
+                hint="every row needs one value per column, separated by commas",
+            )
+        for c, raw in enumerate(cells):
+            cell = raw.strip()
+            where = f"{name}:{line_no}"
+            if not NUMBER.match(cell):
+                what = "an empty cell" if not cell else f"{cell!r} is not a decimal number"
+                raise InputError(
+                    f"column {header[c]!r}: {what}",
+                    where=where,
+                    hint="write plain decimals such as 12, -0.5 or 1.5e-3",
+                )
+            value = float(cell)
+            if value in (float("inf"), float("-inf")):
+                raise InputError(
+                    f"column {header[c]!r}: {cell} overflows float64",
+                    where=where,
+                    hint="rescale the data",
+                )
+            values[r, c] = value
+            if not SHORT_INTEGER.match(cell):
+                exact = Fraction(cell)
+                if exact != value:
+                    decimal_cells[(r, header[c])] = exact
+
+    features = [c for c, h in enumerate(header) if h != target]
+    return Dataset(
+        path=name,
+        feature_names=tuple(header[c] for c in features),
+        target=target,
+        X=np.ascontiguousarray(values[:, features]),
+        y=np.ascontiguousarray(values[:, header.index(target)]),
+        decimal_cells=decimal_cells,
+    )
+
+
+def _read_text(path: Path, name: str) -> str:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError("no such file", where=name, hint="check the --data path") from None
+    except IsADirectoryError:
+        raise InputError("is a directory", where=name, hint="give a CSV file") from None
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror}", where=name) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise InputError(
+            f"not valid UTF-8 (byte {exc.start})", where=f"{name}:{line}", hint="save it as UTF-8"
+        ) from None
+    if "\x00" in text:
+        line = text[: text.index("\x00")].count("\n") + 1
+        raise InputError("NUL byte in a text file", where=f"{name}:{line}", hint="save it as UTF-8 text")
+    return text
+
+
+def _check_header(header: list[str], where: str) -> None:
+    if all(NUMBER.match(cell) for cell in header):
+        raise InputError(
+            "the first row is numbers, not column names",
+            where=where,
+            hint="add a header row such as x,y",
+        )
+    seen: set[str] = set()
+    for i, cell in enumerate(header):
+        if not cell:
+            raise InputError(f"column {i + 1} has no name", where=where, hint="name every column")
+        if cell in seen:
+            raise InputError(f"column name {cell!r} appears twice", where=where, hint="rename one")
+        seen.add(cell)

@@ -1,0 +1,64 @@
+"""Floating-point formats a backend can compute in, with the constants the comparison needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+from .errors import UsageError
+
+
+@dataclass(frozen=True)
+class DType:
+    """An IEEE-754 binary format.
+
+    ``precision`` counts the significand bits including the hidden one (53 for float64), so the
+    unit roundoff is ``u = 2**-precision`` and the spacing of floats in [2**e, 2**(e+1)) is
+    ``2**(e - precision + 1)``; ``min_exponent`` is the exponent of the smallest normal number.
+    """
+
+    name: str
+    precision: int
+    min_exponent: int
+
+    @property
+    def unit_roundoff(self) -> float:
+        return 2.0**-self.precision
+
+    def ulp(self, x: Fraction) -> Fraction:
+        """Spacing of this format's floats at the exact value ``x`` (subnormal spacing near 0)."""
+        exponent = self.min_exponent if x == 0 else max(floor_log2(abs(x)), self.min_exponent)
+        return Fraction(2) ** (exponent - self.precision + 1)
+
+    def round(self, values):
+        """``values`` (numpy float64 data) rounded to this format, as numpy arrays of it."""
+        import numpy as np
+
+        return np.asarray(values, dtype=self.name)
+
+
+def floor_log2(x: Fraction) -> int:
+    """floor(log2(x)) for an exact positive rational, without rounding."""
+    e = x.numerator.bit_length() - x.denominator.bit_length()
+    # Bit lengths give 2**(e-1) < x < 2**(e+1); one comparison settles which side of 2**e.
+    return e if Fraction(2) ** e <= x else e - 1
+
+
+FLOAT64 = DType("float64", precision=53, min_exponent=-1022)
+FLOAT32 = DType("float32", precision=24, min_exponent=-126)
+
+DTYPES: dict[str, DType] = {d.name: d for d in (FLOAT64, FLOAT32)}
+ALIASES = {"f64": "float64", "double": "float64", "f32": "float32", "single": "float32"}
+
+
+def parse_dtypes(text: str) -> list[DType]:
+    """``"float32,float64"`` → DTypes in the order given, duplicates dropped."""
+    chosen: list[DType] = []
+    for raw in text.split(","):
+        name = ALIASES.get(raw.strip().lower(), raw.strip().lower())
+        if name not in DTYPES:
+            known = ", ".join(DTYPES)
+            raise UsageError(f"unknown dtype {raw.strip()!r}", hint=f"choose from {known}")
+        if DTYPES[name] not in chosen:
+            chosen.append(DTYPES[name])
+    return chosen

@@ -1,0 +1,89 @@
+"""The seed's model: linear regression, loss = mean((theta0 + X·theta1 − y)²) / 2."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+from ..exact import ExactData
+from .base import Model
+
+
+def param_shapes(n_features: int) -> dict[str, tuple[int, ...]]:
+    # One feature: theta0, theta1 as in the seed. d features: theta1[0] … theta1[d-1].
+    return {"theta0": (), "theta1": () if n_features == 1 else (n_features,)}
+
+
+def loss(params, X, y, xp):
+    theta0, theta1 = params["theta0"], params["theta1"]
+    prediction = theta0 + (X[:, 0] * theta1 if theta1.ndim == 0 else X @ theta1)
+    residual = prediction - y
+    return xp.mean(residual * residual) / 2
+
+
+def native(params, rows, target, scalar):
+    """The seed's hand-derived gradient: dL/dθ0 = mean(r), dL/dθ1[j] = mean(r·x_j)."""
+    (theta0,), theta1 = params["theta0"], params["theta1"]
+    d = len(theta1)
+    loss_sum, grad0, grad1 = scalar(0), scalar(0), [scalar(0)] * d
+    for x, y in zip(rows, target):
+        prediction = theta0
+        for j in range(d):
+            prediction = prediction + theta1[j] * x[j]
+        r = prediction - y  # d(r²/2)/d(prediction)
+        loss_sum = loss_sum + r * r
+        grad0 = grad0 + r
+        for j in range(d):
+            grad1[j] = grad1[j] + r * x[j]
+    # The mean as a product with 1/n, as the seed wrote it (its float64 θ1 gradient,
+    # −81.66666666666666, is −490·(1/6); −490/6 would round to −81.66666666666667).
+    inv_n = scalar(1) / scalar(len(target))
+    half = scalar(0.5)
+    return (
+        half * loss_sum * inv_n,
+        {"theta0": [grad0 * inv_n], "theta1": [g * inv_n for g in grad1]},
+    )
+
+
+def exact(params, data: ExactData):
+    """Loss and gradient in exact rationals, with integers over one common denominator.
+
+    r_i = θ0 + Σ_j θ1_j·x_ij − y_i is computed as an integer R_i = r_i·L; then
+    loss = ΣR_i² / (2nL²), dL/dθ0 = ΣR_i / (nL), dL/dθ1_j = ΣR_i·X_ij / (nL·D_j), where X_ij/D_j
+    is column j over its common denominator.
+    """
+    (theta0,), theta1 = params["theta0"], params["theta1"]
+    columns, target, n = data.columns, data.target, data.rows
+    L = math.lcm(
+        theta0.denominator,
+        target.denominator,
+        *(t.denominator * col.denominator for t, col in zip(theta1, columns)),
+    )
+    c0 = theta0.numerator * (L // theta0.denominator)
+    coefficients = [
+        t.numerator * (L // (t.denominator * col.denominator)) for t, col in zip(theta1, columns)
+    ]
+    cy = L // target.denominator
+    residuals = [c0 - cy * y for y in target.numerators]
+    for c, col in zip(coefficients, columns):
+        if c:
+            residuals = [r + c * x for r, x in zip(residuals, col.numerators)]
+    loss_value = Fraction(sum(r * r for r in residuals), 2 * n * L * L)
+    grad0 = Fraction(sum(residuals), n * L)
+    grad1 = [
+        Fraction(sum(r * x for r, x in zip(residuals, col.numerators)), n * L * col.denominator)
+        for col in columns
+    ]
+    return loss_value, {"theta0": [grad0], "theta1": grad1}
+
+
+MODEL = Model(
+    name="linear",
+    formula="L = mean((theta0 + X·theta1 − y)²) / 2",
+    description="linear regression with squared error (the seed's model); any number of features",
+    param_shapes=param_shapes,
+    loss=loss,
+    native=native,
+    exact=exact,
+    reference_method="exact rational arithmetic (integers over a common denominator)",
+)

@@ -1,0 +1,124 @@
+"""Parameters: an ordered mapping name → array, with element names and exact values."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+from .data import NUMBER
+from .dtypes import DType
+from .errors import UsageError
+
+ELEMENT = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:\[(?P<index>[0-9, ]+)\])?\Z")
+
+
+def element_names(name: str, shape: tuple[int, ...]) -> list[str]:
+    """``theta0`` for a scalar, ``w[0]``, ``w[1]`` … for a vector, ``W[2,5]`` for a matrix."""
+    if shape == ():
+        return [name]
+    return [f"{name}[{','.join(map(str, index))}]" for index in itertools.product(*map(range, shape))]
+
+
+@dataclass(frozen=True)
+class Params:
+    """Initial parameter values: float64 arrays plus the exact value of every element.
+
+    ``exact`` differs from ``values`` only where a decimal given with ``--param`` (``0.1``) is
+    not a float64; then the exact value is what the user asked for.
+    """
+
+    values: Mapping[str, np.ndarray]
+    exact: Mapping[str, tuple[Fraction, ...]]
+
+    @classmethod
+    def from_arrays(cls, values: Mapping[str, np.ndarray]) -> Params:
+        arrays = {k: np.asarray(v, dtype=np.float64) for k, v in values.items()}
+        exact = {k: tuple(Fraction(x) for x in a.ravel().tolist()) for k, a in arrays.items()}
+        return cls(arrays, exact)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.values)
+
+    def elements(self) -> list[str]:
+        return [e for k, v in self.values.items() for e in element_names(k, v.shape)]
+
+    def as_dtype(self, dtype: DType) -> dict[str, np.ndarray]:
+        """The values a backend receives in ``dtype`` (fresh arrays)."""
+        return {k: dtype.round(v).copy() for k, v in self.values.items()}
+
+    def exact_as_dtype(self, dtype: DType) -> dict[str, tuple[Fraction, ...]]:
+        """Exact values of :meth:`as_dtype` (flattened, C order)."""
+        return {
+            k: tuple(Fraction(x) for x in v.ravel().tolist())
+            for k, v in self.as_dtype(dtype).items()
+        }
+
+    def with_overrides(self, assignments: Iterable[str]) -> Params:
+        """Apply ``NAME=VALUE`` strings (``theta1=0.5``, ``w[2]=1``, ``w=1,2,3``)."""
+        values = {k: v.copy() for k, v in self.values.items()}
+        exact = {k: list(v) for k, v in self.exact.items()}
+        for assignment in assignments:
+            target, numbers = _parse_assignment(assignment)
+            match = ELEMENT.match(target)
+            if not match or match["name"] not in values:
+                known = ", ".join(self.names)
+                raise UsageError(
+                    f"--param {assignment!r}: no parameter {target!r}",
+                    hint=f"this model's parameters are {known}",
+                )
+            name, array = match["name"], values[match["name"]]
+            if match["index"] is not None:
+                flat = _flat_index(assignment, name, match["index"], array.shape)
+                if len(numbers) != 1:
+                    raise UsageError(f"--param {assignment!r}: one element takes one value")
+                positions = [flat]
+            else:
+                positions = list(range(array.size))
+                if len(numbers) != array.size:
+                    hint = (
+                        f"{name} has {array.size} elements: give {array.size} comma-separated "
+                        f"values or set one element as {element_names(name, array.shape)[0]}=VALUE"
+                    )
+                    raise UsageError(
+                        f"--param {assignment!r}: {len(numbers)} value(s) for {name}", hint=hint
+                    )
+            for position, (as_float, as_fraction) in zip(positions, numbers):
+                array.reshape(-1)[position] = as_float
+                exact[name][position] = as_fraction
+        return Params(values, {k: tuple(v) for k, v in exact.items()})
+
+
+def _parse_assignment(assignment: str) -> tuple[str, list[tuple[float, Fraction]]]:
+    target, sep, text = assignment.partition("=")
+    if not sep or not target.strip() or not text.strip():
+        raise UsageError(
+            f"--param {assignment!r} is not NAME=VALUE", hint="write e.g. --param theta1=0.5"
+        )
+    numbers = []
+    for cell in (c.strip() for c in text.split(",")):
+        value = float(cell) if NUMBER.match(cell) else None
+        if value is None or value in (float("inf"), float("-inf")):
+            raise UsageError(
+                f"--param {assignment!r}: {cell!r} is not a finite decimal number",
+                hint="write plain decimals such as 0.5 or -1.25e-3",
+            )
+        numbers.append((value, Fraction(cell)))
+    return target.strip(), numbers
+
+
+def _flat_index(assignment: str, name: str, text: str, shape: tuple[int, ...]) -> int:
+    index = tuple(int(part) for part in text.split(",") if part.strip())
+    if len(index) != len(shape) or any(i >= n for i, n in zip(index, shape)):
+        raise UsageError(
+            f"--param {assignment!r}: {name} has shape {shape}, no element [{text}]",
+            hint=f"elements are {element_names(name, shape)[0]} … {element_names(name, shape)[-1]}"
+            if shape
+            else f"{name} is a scalar: write {name}=VALUE",
+        )
+    return int(np.ravel_multi_index(index, shape))

@@ -1,0 +1,31 @@
+"""A Problem is what every backend is asked: a model, a dataset and parameter values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .data import Dataset
+from .dtypes import DType
+from .models import Model
+from .params import Params
+
+
+@dataclass(frozen=True)
+class Problem:
+    model: Model
+    data: Dataset
+    params: Params
+    _inputs: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def inputs(self, dtype: DType) -> tuple[np.ndarray, np.ndarray]:
+        """(X, y) rounded to ``dtype`` — the same arrays for every backend and the reference.
+
+        Backends must not write to them (frameworks wrap them without copying).
+        """
+        if dtype.name not in self._inputs:
+            X, y = dtype.round(self.data.X), dtype.round(self.data.y)
+            X.flags.writeable = y.flags.writeable = False
+            self._inputs[dtype.name] = (X, y)
+        return self._inputs[dtype.name]

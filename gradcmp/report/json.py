@@ -1,0 +1,106 @@
+"""The JSON report (DESIGN.md, Contracts): one object, numbers that round-trip."""
+
+from __future__ import annotations
+
+import json
+import math
+from fractions import Fraction
+
+from ..compare import Error
+from ..reference import ReferenceValues
+from ..runner import Report, Result
+
+# An exact reference is also written as a fraction string when it is this short; long ones
+# (decimal data, many rows) would only bloat the file.
+MAX_FRACTION_CHARS = 100
+
+
+def number(x: float | None) -> float | str | None:
+    """Python floats round-trip through ``json`` (it writes ``repr``); JSON has no literal for
+    non-finite numbers, so they are written as the strings "inf", "-inf" and "nan"."""
+    if x is None or math.isfinite(x):
+        return x
+    return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+
+
+def fraction_text(x: Fraction) -> str | None:
+    text = str(x)
+    return text if len(text) <= MAX_FRACTION_CHARS else None
+
+
+def _values(values: ReferenceValues) -> dict:
+    return {
+        "loss": float(values.loss),
+        "grads": {k: float(v) for k, v in values.grads.items()},
+        "exact": {
+            "loss": fraction_text(values.loss),
+            "grads": {k: fraction_text(v) for k, v in values.grads.items()},
+        },
+    }
+
+
+def _errors(errors: dict[str, Error]) -> dict:
+    return {
+        k: {"abs": number(e.abs), "rel": number(e.rel), "ulp": number(e.ulp)}
+        for k, e in errors.items()
+    }
+
+
+def _result(r: Result) -> dict:
+    return {
+        "backend": r.backend,
+        "dtype": r.dtype,
+        "status": r.status,
+        "loss": number(r.loss),
+        "grads": {k: number(v) for k, v in r.grads.items()},
+        "errors": _errors(r.errors),
+        "seconds": r.seconds,
+        "note": r.note,
+    }
+
+
+def to_dict(report: Report) -> dict:
+    problem, reference = report.problem, report.reference
+    data, params = problem.data, problem.params
+    return {
+        "gradcmp": report.environment.get("gradcmp"),
+        "model": problem.model.name,
+        "formula": problem.model.formula,
+        "data": {
+            "path": data.path,
+            "rows": data.rows,
+            "features": data.features,
+            "feature_names": list(data.feature_names),
+            "target": data.target,
+        },
+        "params": dict(
+            zip(params.elements(), (float(x) for v in params.values.values() for x in v.ravel()))
+        ),
+        "dtypes": [d.name for d in report.dtypes],
+        "backends": report.backends,
+        "reference": {
+            "name": reference.name,
+            "method": reference.method,
+            # The exact answer for the inputs as written; ``by_dtype`` for what each dtype got.
+            **_values(reference.as_written),
+            "by_dtype": {d: _values(v) for d, v in reference.by_dtype.items()},
+        },
+        "input_rounding": {
+            d: {
+                "values": r.values,
+                "rounded": r.rounded,
+                "max_rel": r.max_rel,
+                "shift_abs": r.shift_abs,
+                "shift_rel": r.shift_rel,
+            }
+            for d, r in reference.rounding.items()
+        },
+        "results": [_result(r) for r in report.results],
+        "timings": report.timings,
+        "environment": report.environment,
+        "exit_code": report.exit_code,
+    }
+
+
+def render(report: Report) -> str:
+    return json.dumps(to_dict(report), indent=2, ensure_ascii=False, allow_nan=False) + "\n"

@@ -1,0 +1,131 @@
+"""Run every backend × dtype on a Problem and hold each result against the reference."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import environment
+from .backends import BACKENDS, missing_modules
+from .compare import Error, measure
+from .dtypes import DType
+from .errors import EXIT_AGREE, EXIT_BACKEND
+from .params import element_names
+from .problem import Problem
+from .reference import Reference, compute_reference
+
+OK, FAILED, SKIPPED = "ok", "failed", "skipped"
+
+
+@dataclass(frozen=True)
+class Result:
+    backend: str
+    dtype: str
+    status: str  # ok | failed | skipped
+    loss: float | None = None
+    grads: dict[str, float] = field(default_factory=dict)  # element name → value
+    errors: dict[str, Error] = field(default_factory=dict)  # output name → error
+    seconds: float | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Report:
+    problem: Problem
+    dtypes: list[DType]
+    backends: list[str]
+    explicit_backends: bool  # named with -b: a missing or failed one is an error (exit 3)
+    reference: Reference
+    results: list[Result]
+    timings: dict
+    environment: dict
+
+    @property
+    def exit_code(self) -> int:
+        if self.explicit_backends and any(r.status != OK for r in self.results):
+            return EXIT_BACKEND
+        return EXIT_AGREE
+
+
+def run(
+    problem: Problem, backends: list[str], dtypes: list[DType], explicit_backends: bool = False
+) -> Report:
+    timings: dict = {"setup": {}}
+    reference = compute_reference(problem, dtypes)
+    timings["reference"] = reference.seconds
+    results = []
+    for name in backends:
+        backend = BACKENDS[name]
+        missing = missing_modules(backend)
+        setup_error = None
+        if not missing:
+            start = time.perf_counter()
+            try:
+                backend.setup()
+            except Exception as exc:  # a broken install is this backend's failure, not ours
+                setup_error = _one_line(exc)
+            timings["setup"][name] = time.perf_counter() - start
+        for dtype in dtypes:
+            if missing:
+                note = f"{', '.join(missing)} not installed (see the README's install command)"
+                results.append(Result(name, dtype.name, SKIPPED, note=note))
+            elif setup_error:
+                results.append(Result(name, dtype.name, FAILED, note=f"import: {setup_error}"))
+            elif dtype.name not in backend.dtypes:
+                note = f"{name} does not compute in {dtype.name}"
+                results.append(Result(name, dtype.name, SKIPPED, note=note))
+            else:
+                results.append(_run_one(problem, reference, name, dtype))
+    return Report(
+        problem=problem,
+        dtypes=dtypes,
+        backends=backends,
+        explicit_backends=explicit_backends,
+        reference=reference,
+        results=results,
+        timings=timings,
+        environment=environment.describe(),
+    )
+
+
+def _run_one(problem: Problem, reference: Reference, name: str, dtype: DType) -> Result:
+    start = time.perf_counter()
+    try:
+        output = BACKENDS[name].compute(problem, dtype)
+        seconds = time.perf_counter() - start
+        loss, grads = _flatten(problem, output.loss, output.grads)
+    except Exception as exc:  # the backend under test failed; the others still run
+        seconds = time.perf_counter() - start
+        return Result(name, dtype.name, FAILED, seconds=seconds, note=_one_line(exc))
+    truth = reference.by_dtype[dtype.name].outputs()
+    values = {"loss": loss, **grads}
+    errors = {k: measure(v, truth[k], dtype) for k, v in values.items()}
+    notes = list(output.notes)
+    non_finite = [k for k, v in values.items() if not np.isfinite(v)]
+    if non_finite:
+        notes.append(f"non-finite: {', '.join(non_finite)}")
+    return Result(name, dtype.name, OK, loss, grads, errors, seconds, "; ".join(notes))
+
+
+def _flatten(problem: Problem, loss, grads) -> tuple[float, dict[str, float]]:
+    """Check the shapes a backend returned and flatten to element names → Python floats."""
+    loss_array = np.asarray(loss)
+    if loss_array.size != 1:
+        raise ValueError(f"loss has shape {loss_array.shape}, expected a scalar")
+    expected = problem.params.values
+    if set(grads) != set(expected):
+        raise ValueError(f"gradient for {sorted(grads)}, expected {sorted(expected)}")
+    flat: dict[str, float] = {}
+    for name, value in expected.items():
+        g = np.asarray(grads[name])
+        if g.shape != value.shape:
+            raise ValueError(f"gradient of {name} has shape {g.shape}, expected {value.shape}")
+        flat.update(zip(element_names(name, value.shape), g.astype(np.float64).ravel().tolist()))
+    return float(loss_array.reshape(())), flat
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
