@@ -150,7 +150,9 @@ def backends() -> None:
         missing = missing_modules(backend)
         status = f"[red]missing {', '.join(missing)}[/]" if missing else "[green]usable[/]"
         framework = ", ".join(f"{m} {_version(m) or ''}".strip() for m in backend.requires)
-        table.add_row(name, status, framework or "python", ", ".join(backend.dtypes), backend.description)
+        table.add_row(
+            name, status, framework or "python", ", ".join(backend.dtypes), backend.description
+        )
     console_for(sys.stdout).print(table)
 
 
@@ -165,9 +167,12 @@ def models() -> None:
     table = Table("model", "parameters (d features)", "loss", "description")
     for name, model in MODELS.items():
         shapes = model.param_shapes(1), model.param_shapes(3)
-        params = ", ".join(shapes[0]) + "  (d = 3: " + ", ".join(
-            f"{k}{list(s) if s else ''}" for k, s in shapes[1].items()
-        ) + ")"
+        params = (
+            ", ".join(shapes[0])
+            + "  (d = 3: "
+            + ", ".join(f"{k}{list(s) if s else ''}" for k, s in shapes[1].items())
+            + ")"
+        )
         table.add_row(name, params, model.formula, model.description)
     console_for(sys.stdout).print(table)
 

@@ -51,7 +51,9 @@ class Dataset:
             [self.decimal_cells.get((i, name), Fraction(v)) for i, v in enumerate(self.X[:, j])]
             for j, name in enumerate(self.feature_names)
         ]
-        target = [self.decimal_cells.get((i, self.target), Fraction(v)) for i, v in enumerate(self.y)]
+        target = [
+            self.decimal_cells.get((i, self.target), Fraction(v)) for i, v in enumerate(self.y)
+        ]
         return columns, target
 
 
@@ -160,7 +162,9 @@ def _read_text(path: Path, name: str) -> str:
         ) from None
     if "\x00" in text:
         line = text[: text.index("\x00")].count("\n") + 1
-        raise InputError("NUL byte in a text file", where=f"{name}:{line}", hint="save it as UTF-8 text")
+        raise InputError(
+            "NUL byte in a text file", where=f"{name}:{line}", hint="save it as UTF-8 text"
+        )
     return text
 
 

@@ -21,7 +21,9 @@ def element_names(name: str, shape: tuple[int, ...]) -> list[str]:
     """``theta0`` for a scalar, ``w[0]``, ``w[1]`` … for a vector, ``W[2,5]`` for a matrix."""
     if shape == ():
         return [name]
-    return [f"{name}[{','.join(map(str, index))}]" for index in itertools.product(*map(range, shape))]
+    return [
+        f"{name}[{','.join(map(str, index))}]" for index in itertools.product(*map(range, shape))
+    ]
 
 
 @dataclass(frozen=True)

@@ -62,8 +62,10 @@ def compute_reference(problem: Problem, dtypes: list[DType]) -> Reference:
     by_dtype: dict[str, ReferenceValues] = {}
     for dtype in dtypes:
         same = next((d for d in by_dtype if _same_inputs(problem, d, dtype.name)), None)
-        by_dtype[dtype.name] = by_dtype[same] if same else _evaluate(
-            problem, params.exact_as_dtype(dtype), _exact_data(problem, dtype)
+        by_dtype[dtype.name] = (
+            by_dtype[same]
+            if same
+            else _evaluate(problem, params.exact_as_dtype(dtype), _exact_data(problem, dtype))
         )
 
     written_is_float64 = not data.decimal_cells and params.exact == params.exact_as_dtype(FLOAT64)
@@ -133,15 +135,17 @@ def _rounding(
     ]
     rounded_mask = [r.astype(np.float64) != v for r, v in pairs]
     rel = [
-        np.abs(r.astype(np.float64) - v)[m] / np.abs(v)[m]
-        for (r, v), m in zip(pairs, rounded_mask)
+        np.abs(r.astype(np.float64) - v)[m] / np.abs(v)[m] for (r, v), m in zip(pairs, rounded_mask)
     ]
     rounded = sum(int(m.sum()) for m in rounded_mask)
     max_rel = max((float(r.max()) for r in rel if r.size), default=0.0)
     # ... plus the decimals that float64 itself could not hold (exact, from the text). Such a
     # value is rounded in every dtype; count it here unless the mask above already did.
     written = [
-        (exact, data.y[row] if column == data.target else data.X[row, data.feature_names.index(column)])
+        (
+            exact,
+            data.y[row] if column == data.target else data.X[row, data.feature_names.index(column)],
+        )
         for (row, column), exact in data.decimal_cells.items()
     ] + [
         (exact, value)
