@@ -14,8 +14,6 @@ import click
 
 from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, GradcmpError
 
-ISSUES_URL = "https://github.com/gradcmp/gradcmp/issues"
-
 
 def _error(message: str) -> None:
     click.echo(f"gradcmp: error: {message}", err=True)
@@ -50,7 +48,7 @@ class GradcmpGroup(click.Group):
             first = (str(exc).splitlines() or [""])[0]
             _error(
                 f"internal error: {type(exc).__name__}: {first} (this is a bug in gradcmp: "
-                f"please report it at {ISSUES_URL} with the output of --debug)"
+                "please report it with the traceback that --debug prints)"
             )
             code = EXIT_INTERNAL
         if standalone_mode:

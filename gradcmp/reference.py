@@ -156,7 +156,7 @@ def _rounding(
     for exact, value in written:
         received_value = float(dtype.round(value))
         max_rel = max(max_rel, float(abs(Fraction(received_value) - exact) / abs(exact)))
-        rounded += received_value == value
+        rounded += int(received_value == float(value))
     values = X.size + y.size + sum(v.size for v in params.values.values())
     shift_abs, shift_rel = {}, {}
     truth = as_written.outputs()

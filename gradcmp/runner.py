@@ -19,6 +19,10 @@ from .reference import Reference, compute_reference
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
 
 
+class OutputError(Exception):
+    """A backend returned something other than a finite-shaped loss and gradient."""
+
+
 @dataclass(frozen=True)
 class Result:
     backend: str
@@ -113,19 +117,21 @@ def _flatten(problem: Problem, loss, grads) -> tuple[float, dict[str, float]]:
     """Check the shapes a backend returned and flatten to element names → Python floats."""
     loss_array = np.asarray(loss)
     if loss_array.size != 1:
-        raise ValueError(f"loss has shape {loss_array.shape}, expected a scalar")
+        raise OutputError(f"loss has shape {loss_array.shape}, expected a scalar")
     expected = problem.params.values
     if set(grads) != set(expected):
-        raise ValueError(f"gradient for {sorted(grads)}, expected {sorted(expected)}")
+        raise OutputError(f"gradient for {sorted(grads)}, expected {sorted(expected)}")
     flat: dict[str, float] = {}
     for name, value in expected.items():
         g = np.asarray(grads[name])
         if g.shape != value.shape:
-            raise ValueError(f"gradient of {name} has shape {g.shape}, expected {value.shape}")
+            raise OutputError(f"gradient of {name} has shape {g.shape}, expected {value.shape}")
         flat.update(zip(element_names(name, value.shape), g.astype(np.float64).ravel().tolist()))
     return float(loss_array.reshape(())), flat
 
 
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
+    if isinstance(exc, OutputError):
+        return text[0]
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
