@@ -18,7 +18,7 @@ run: $(STAMP)
 	@$(BIN)/gradcmp run $(ARGS)
 
 lint: $(STAMP)
-	@$(BIN)/ruff check gradcmp tests benchmarks
+	@$(BIN)/ruff check .
 
 test: lint
 	@$(BIN)/python -m pytest $(ARGS)
