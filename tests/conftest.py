@@ -15,7 +15,7 @@ from gradcmp.params import Params
 from gradcmp.problem import Problem
 
 # CI installs every framework; there a missing one must fail the run, not skip quietly.
-REQUIRE_ALL_BACKENDS = os.environ.get("GRADCMP_REQUIRE_ALL_BACKENDS") == "1"
+REQUIRE_ALL_BACKENDS = os.environ.get("CI", "").lower() in ("1", "true")
 
 
 def make_problem(X, y, params=None, model="linear") -> Problem:
