@@ -1,4 +1,5 @@
-"""From options (CLI or Python) to a Report, and from a Report to a file or stdout."""
+"""The Python API (``gradcmp.compare``) and what the CLI shares with it: from options to a
+Report, and from a Report to stdout and files."""
 
 from __future__ import annotations
 
@@ -6,16 +7,66 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
+
+from . import baseline as baseline_module
 from . import data as data_module
 from .backends import BACKENDS, parse_backends
 from .dtypes import parse_dtypes
+from .errors import UsageError
 from .models import get_model
 from .params import Params
 from .problem import Problem
 from .runner import Report, run
+
+DEFAULT_DTYPES = "float32,float64"
+
+
+def compare(
+    data,
+    model: str = "linear",
+    params: Mapping[str, object] | Sequence[str] | None = None,
+    backends: Sequence[str] | str | None = None,
+    dtypes: Sequence[str] | str | None = None,
+    *,
+    target: str = "y",
+    strict: bool = False,
+) -> Report:
+    """Compute loss and gradient with each backend and hold them against the exact reference.
+
+    Args:
+        data: a CSV path, or an ``(X, y)`` pair of arrays (X of shape (n, d) or (n,)).
+        model: a built-in model name (``gradcmp models``).
+        params: initial values, ``{"theta1": 0.5}`` or ``["theta1=0.5"]``; default zeros.
+        backends: names (list or comma-separated); default every registered backend, a
+            missing one skipped. Named backends that are missing or fail set exit code 3.
+        dtypes: ``["float32", "float64"]`` or ``"float32,float64"`` (the default).
+        target: the CSV's target column.
+        strict: count inconclusive as a failure (``Report.exit_code`` 4).
+
+    Returns:
+        The Report: ``.verdict``, ``.results``, ``.exit_code``, ``.to_dict()`` (the JSON report).
+    """
+    if isinstance(data, str | os.PathLike):
+        dataset_source: str | None = os.fspath(data)
+        arrays = None
+    elif isinstance(data, tuple | list) and len(data) == 2:
+        dataset_source, arrays = None, data
+    else:
+        raise UsageError("data must be a path or an (X, y) pair of arrays")
+    return _run(
+        dataset_source,
+        arrays,
+        target,
+        model,
+        _join(backends),
+        _join(dtypes) or DEFAULT_DTYPES,
+        params or (),
+        strict,
+    )
 
 
 def run_from_options(
@@ -23,54 +74,98 @@ def run_from_options(
     target: str = "y",
     model: str = "linear",
     backends: str | None = None,
-    dtypes: str = "float32,float64",
+    dtypes: str = DEFAULT_DTYPES,
     params: Sequence[str] = (),
+    strict: bool = False,
+    baseline: str | None = None,
 ) -> Report:
+    report = _run(data, None, target, model, backends, dtypes, params, strict)
+    if baseline:
+        saved = baseline_module.load(baseline)
+        comparison = baseline_module.compare_with(report, saved, baseline)
+        report = _replace(report, baseline=comparison)
+    return report
+
+
+def _run(data, arrays, target, model, backends, dtypes, params, strict) -> Report:
     # Parse every option before reading data, so a typo is reported before any slow work.
     chosen_model = get_model(model)
     backend_names = parse_backends(backends) if backends else list(BACKENDS)
     chosen_dtypes = parse_dtypes(dtypes)
     start = time.perf_counter()
-    dataset = data_module.load(data, target)
+    if arrays is not None:
+        dataset = data_module.from_arrays(*arrays)
+    else:
+        dataset = data_module.load(data, target)
     load_seconds = time.perf_counter() - start
     initial = Params.from_arrays(chosen_model.initial_params(dataset.features))
-    problem = Problem(chosen_model, dataset, initial.with_overrides(params))
-    report = run(problem, backend_names, chosen_dtypes, explicit_backends=backends is not None)
+    problem = Problem(chosen_model, dataset, _with_params(initial, params))
+    report = run(
+        problem, backend_names, chosen_dtypes, explicit_backends=bool(backends), strict=strict
+    )
     report.timings["load"] = load_seconds
     return report
 
 
-def write_report(report: Report, output_format: str, output: str | None) -> None:
-    """Render ``report`` to stdout, or atomically to ``output`` (no half-written file)."""
-    if output_format == "json":
-        from .report.json import render
+def _with_params(initial: Params, params) -> Params:
+    if isinstance(params, Mapping):
+        assignments = []
+        for name, value in params.items():
+            flat = np.asarray(value, dtype=np.float64).ravel()
+            assignments.append(f"{name}={','.join(repr(float(v)) for v in flat)}")
+        return initial.with_overrides(assignments)
+    return initial.with_overrides(list(params))
 
-        text = render(report)
-        if output is None:
-            sys.stdout.write(text)
-        else:
-            write_atomically(Path(output), text)
-        return
-    from .report import table
-    from .report.table import console_for
+
+def _join(names: Sequence[str] | str | None) -> str | None:
+    if names is None or isinstance(names, str):
+        return names
+    return ",".join(names)
+
+
+def _replace(report: Report, **changes) -> Report:
+    import dataclasses
+
+    return dataclasses.replace(report, **changes)
+
+
+def write_outputs(
+    report: Report,
+    fmt: str,
+    output: str | None = None,
+    report_dir: str | None = None,
+    save_baseline: str | None = None,
+) -> None:
+    """The report in ``fmt`` to stdout (or ``output``), every format into ``report_dir``, the
+    JSON report to ``save_baseline``. Files are written atomically: no half-written report."""
+    from .report import REPORT_FILES, render, show
 
     if output is None:
-        table.render(report, console_for(sys.stdout))
-        return
-    import io
-
-    buffer = io.StringIO()
-    table.render(report, console_for(buffer, colour=False))
-    write_atomically(Path(output), buffer.getvalue())
+        show(report, fmt, sys.stdout)
+    else:
+        write_atomically(Path(output), render(report, fmt))
+    if report_dir is not None:
+        directory = Path(report_dir)
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, filename in REPORT_FILES.items():
+            write_atomically(directory / filename, render(report, name))
+    if save_baseline is not None:
+        write_atomically(Path(save_baseline), render(report, "json"))
 
 
 def write_atomically(path: Path, text: str) -> None:
     directory = path.parent if str(path.parent) else Path(".")
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
+    except BaseException as exc:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        if isinstance(exc, OSError):
+            raise UsageError(f"cannot write {path}: {exc.strerror}") from None
         raise

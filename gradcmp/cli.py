@@ -106,19 +106,51 @@ def cli() -> None:
 @click.option(
     "--format",
     "output_format",
-    type=click.Choice(["table", "json"]),
+    type=click.Choice(["table", "plain", "json", "junit", "markdown"]),
     default="table",
     show_default=True,
-    help="Report format.",
+    help="Report format on stdout (or in --output).",
 )
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False, path_type=str), help="Write the report here."
 )
+@click.option(
+    "--report-dir",
+    type=click.Path(file_okay=False, path_type=str),
+    help="Also write every format here: gradcmp.txt, gradcmp.json, gradcmp-junit.xml, gradcmp.md.",
+)
+@click.option("--strict", is_flag=True, help="Fail (exit 4) on an inconclusive verdict.")
+@click.option(
+    "--save-baseline",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="Save this run's JSON report as a baseline.",
+)
+@click.option(
+    "--baseline",
+    "baseline_path",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="Report what changed since this baseline (a saved JSON report).",
+)
 @debug_option
 def run(
-    data_path, target, model_name, backend_list, dtype_list, param_list, output_format, output
+    data_path,
+    target,
+    model_name,
+    backend_list,
+    dtype_list,
+    param_list,
+    output_format,
+    output,
+    report_dir,
+    strict,
+    save_baseline,
+    baseline_path,
 ) -> int:
-    """Compute loss and gradient with each backend and compare them with the reference."""
+    """Compute loss and gradient with each backend and hold them against the exact reference.
+
+    Exit codes: 0 agree (inconclusive warns), 1 disagree, 2 usage or bad input, 3 a backend
+    named with -b is missing or failed, 4 inconclusive under --strict, 70 internal error.
+    """
     from . import api
 
     report = api.run_from_options(
@@ -128,9 +160,35 @@ def run(
         backends=",".join(backend_list) or None,
         dtypes=dtype_list,
         params=param_list,
+        strict=strict,
+        baseline=baseline_path,
     )
-    api.write_report(report, output_format, output)
+    api.write_outputs(report, output_format, output, report_dir, save_baseline)
     return report.exit_code
+
+
+@cli.command()
+@click.option(
+    "-b",
+    "--backend",
+    "backend_list",
+    multiple=True,
+    help="Autodiff backends to test [default: every installed one].",
+)
+@debug_option
+def selftest(backend_list) -> int:
+    """Plant known bugs into the seed problem and show which the agreement rule catches.
+
+    Exits 0 only if every planted bug is caught in float64 and the clean problem agrees.
+    """
+    from .backends import parse_backends
+    from .report.table import console_for
+    from .selftest import render, run_selftest
+
+    backends = parse_backends(",".join(backend_list)) if backend_list else None
+    result = run_selftest(backends)
+    render(result, console_for(sys.stdout))
+    return 0 if result.passed else 1
 
 
 @cli.command()

@@ -1,14 +1,26 @@
-"""How far a backend's number is from the exact reference: absolute, relative, in ULPs.
+"""How far a backend's number is from the exact reference, and whether rounding explains it.
 
 Every difference is computed exactly (``Fraction(value) - reference``) and rounded once, so
 the error of a correctly rounded result is reported as at most 0.5 ULP, never as noise of
 the subtraction. ULPs are those of the dtype the backend computed in: the seed's float32
 gradient −20.500001907348633 is 1 float32 ULP from −20.5 (in float64 ULPs it would be 2**29).
+
+The agreement rule (README, "The agreement rule"). Each output is a sum over n rows of per-row
+terms, each computed with at most c roundings. For any summation order — sequential, pairwise,
+blocked, numpy's, torch's, XLA's — Higham's bound (Accuracy and Stability of Numerical
+Algorithms, 2nd ed., §3.1 and §4.2, with Lemma 3.3 to combine the γ's) gives
+
+    |computed − exact| ≤ τ = γ_{n−1+c}(u) · M + n·(c+1)·η,   γ_m(u) = m·u / (1 − m·u),
+
+where u is the unit roundoff of the dtype used, M is the same sum with every term and factor
+replaced by its absolute value, and η = 2**(emin − p) bounds the absolute error of one
+rounding that underflows. τ, the errors and their ratio are all evaluated exactly.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -16,25 +28,102 @@ from .dtypes import DType
 
 INF = float("inf")
 
+AGREE, DISAGREE, INCONCLUSIVE = "agree", "disagree", "inconclusive"
+# A check whose bound τ exceeds this share of M cannot see a bug that moves an output by less
+# than 1 % of its magnitude (a missing row among 100, an n−1 divisor for n ≥ 100): it says so
+# instead of passing. float32 crosses it near n = 1.7e5 rows (γ_n(2**-24) ≈ n·6e-8).
+RESOLUTION_LIMIT = Fraction(1, 100)
+
 
 @dataclass(frozen=True)
 class Error:
-    """``abs`` = |v − r|; ``rel`` = |v − r| / |r| (``inf`` when r = 0 ≠ v, 0 when both are 0);
-    ``ulp`` = |v − r| / ulp(r), the spacing of the backend's dtype at the reference r."""
+    """One output's distance from the reference.
+
+    ``abs`` = |v − r|; ``rel`` = |v − r| / |r| (``inf`` when r = 0 ≠ v); ``ulp`` = |v − r| /
+    ulp(r) in the backend's dtype; ``bound`` = τ; ``ratio`` = |v − r| / τ (≤ 1: rounding
+    explains it); ``magnitude`` = M; ``resolution`` = τ / M (0 when M = 0), the smallest
+    relative change of the output that the check is sure to see.
+    """
 
     abs: float
     rel: float
     ulp: float
+    bound: float
+    ratio: float
+    magnitude: float
+    resolution: float
+
+    @property
+    def verdict(self) -> str:
+        if self.ratio > 1 or not math.isfinite(self.abs):
+            return DISAGREE
+        if self.resolution > RESOLUTION_LIMIT:
+            return INCONCLUSIVE
+        return AGREE
 
 
-def measure(value: float, reference: Fraction, dtype: DType) -> Error:
+def gamma(m: int, u: Fraction) -> Fraction | None:
+    """γ_m(u) = m·u / (1 − m·u), or None (unbounded) when m·u ≥ 1."""
+    mu = m * u
+    return mu / (1 - mu) if mu < 1 else None
+
+
+def bound(dtype: DType, rows: int, depth: int, magnitude: Fraction) -> Fraction | None:
+    """τ for an output summed over ``rows`` rows with ``depth`` roundings per row (None: ∞)."""
+    g = gamma(rows - 1 + depth, Fraction(1, 2**dtype.precision))
+    if g is None:
+        return None
+    underflow = Fraction(2) ** (dtype.min_exponent - dtype.precision)
+    return g * magnitude + rows * (depth + 1) * underflow
+
+
+def measure(
+    value: float,
+    reference: Fraction,
+    dtype: DType,
+    magnitude: Fraction = Fraction(0),
+    tau: Fraction | None = None,
+) -> Error:
+    resolution = (INF if tau is None else _to_float(tau / magnitude)) if magnitude else 0.0
+    bound_float = INF if tau is None else _to_float(tau)
     if not math.isfinite(value):
-        return Error(INF, INF, INF)
+        return Error(INF, INF, INF, bound_float, INF, _to_float(magnitude), resolution)
     diff = abs(Fraction(value) - reference)
-    if not diff:
-        return Error(0.0, 0.0, 0.0)
-    rel = _to_float(diff / abs(reference)) if reference else INF
-    return Error(_to_float(diff), rel, _to_float(diff / dtype.ulp(reference)))
+    rel = (_to_float(diff / abs(reference)) if reference else INF) if diff else 0.0
+    ulp = _to_float(diff / dtype.ulp(reference))
+    ratio = 0.0 if tau is None or not diff else _to_float(diff / tau)
+    return Error(_to_float(diff), rel, ulp, bound_float, ratio, _to_float(magnitude), resolution)
+
+
+def worst(verdicts: Iterable[str]) -> str:
+    """disagree over inconclusive over agree."""
+    seen = set(verdicts)
+    return next((v for v in (DISAGREE, INCONCLUSIVE) if v in seen), AGREE)
+
+
+def verdict_of(errors: dict[str, Error]) -> str:
+    return worst(e.verdict for e in errors.values())
+
+
+def explain(errors: dict[str, Error], reference: dict[str, Fraction], dtype: DType, rows: int):
+    """One line saying why a result is not ``agree`` (empty for agree)."""
+    verdict = verdict_of(errors)
+    if verdict == DISAGREE:
+        name, e = max(errors.items(), key=lambda item: item[1].ratio)
+        if not math.isfinite(e.abs):
+            return f"{name} is not finite where the exact value is {float(reference[name]):.6g}"
+        return (
+            f"{name} is off by {e.abs:.3g} (rel {e.rel:.2g}), {e.ratio:.3g} × its rounding "
+            f"bound {e.bound:.3g}: more than {dtype.name} rounding can explain"
+        )
+    if verdict == INCONCLUSIVE:
+        name, e = max(errors.items(), key=lambda item: item[1].resolution)
+        share = "unbounded" if not math.isfinite(e.resolution) else f"{e.resolution:.2%} of"
+        return (
+            f"the rounding bound of {name} is {share} its magnitude: in {dtype.name} on "
+            f"{rows} rows a bug that moves it by less than that cannot be told from rounding"
+        )
+    return ""
 
 
 def _to_float(x: Fraction) -> float:

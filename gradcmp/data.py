@@ -38,6 +38,16 @@ class Dataset:
     decimal_cells: dict[tuple[int, str], Fraction] = field(default_factory=dict)
 
     @property
+    def sha256(self) -> str:
+        """Digest of the column names and float64 values (identifies the data in baselines)."""
+        import hashlib
+
+        digest = hashlib.sha256("\x00".join((*self.feature_names, self.target)).encode())
+        digest.update(self.X.tobytes())
+        digest.update(self.y.tobytes())
+        return digest.hexdigest()
+
+    @property
     def rows(self) -> int:
         return self.X.shape[0]
 
@@ -182,3 +192,27 @@ def _check_header(header: list[str], where: str) -> None:
         if cell in seen:
             raise InputError(f"column name {cell!r} appears twice", where=where, hint="rename one")
         seen.add(cell)
+
+
+def from_arrays(X, y, path: str = "<arrays>") -> Dataset:
+    """A Dataset from array-likes: ``X`` of shape (n, d) or (n,), ``y`` of shape (n,)."""
+    from .errors import UsageError
+
+    try:
+        X = np.array(X, dtype=np.float64)
+        y = np.array(y, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"data arrays are not numeric: {exc}") from None
+    if X.ndim == 1:
+        X = X[:, None]
+    if X.ndim != 2 or y.ndim != 1 or X.shape[0] != y.shape[0] or X.shape[0] == 0:
+        raise UsageError(
+            f"X has shape {X.shape} and y has shape {y.shape}",
+            hint="give X as (n, d) or (n,) and y as (n,), n ≥ 1",
+        )
+    for name, array in (("X", X), ("y", y)):
+        if not np.isfinite(array).all():
+            index = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
+            raise UsageError(f"{name}{list(index)} is {array[index]}", hint="data must be finite")
+    names = tuple(f"x{j}" for j in range(X.shape[1])) if X.shape[1] > 1 else ("x",)
+    return Dataset(path, names, "y", np.ascontiguousarray(X), np.ascontiguousarray(y))

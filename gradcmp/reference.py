@@ -11,7 +11,7 @@ answer.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 import numpy as np
@@ -28,6 +28,10 @@ NAME = "exact"
 class ReferenceValues:
     loss: Fraction
     grads: dict[str, Fraction]  # element name → exact value
+    # The agreement rule's M (output name → exact) and c (output name → roundings per row);
+    # empty for the inputs as written, which no backend receives.
+    magnitudes: dict[str, Fraction] = field(default_factory=dict)
+    depths: dict[str, int] = field(default_factory=dict)
 
     def outputs(self) -> dict[str, Fraction]:
         return {"loss": self.loss, **self.grads}
@@ -72,7 +76,7 @@ def compute_reference(problem: Problem, dtypes: list[DType]) -> Reference:
     if written_is_float64 and FLOAT64.name in by_dtype:
         as_written = by_dtype[FLOAT64.name]
     elif written_is_float64:
-        as_written = _evaluate(problem, params.exact, _exact_data(problem, FLOAT64))
+        as_written = _evaluate(problem, params.exact, _exact_data(problem, FLOAT64), False)
     else:
         columns, target = data.exact_columns()
         as_written = _evaluate(
@@ -82,6 +86,7 @@ def compute_reference(problem: Problem, dtypes: list[DType]) -> Reference:
                 tuple(ExactColumn.from_fractions(c) for c in columns),
                 ExactColumn.from_fractions(target),
             ),
+            with_bounds=False,
         )
     rounding = {d.name: _rounding(problem, d, as_written, by_dtype[d.name]) for d in dtypes}
     return Reference(
@@ -102,15 +107,28 @@ def _exact_data(problem: Problem, dtype: DType) -> ExactData:
     )
 
 
-def _evaluate(problem: Problem, params: dict, data: ExactData) -> ReferenceValues:
-    loss, grads = problem.model.exact(params, data)
+def _evaluate(
+    problem: Problem, params: dict, data: ExactData, with_bounds: bool = True
+) -> ReferenceValues:
+    model = problem.model
     shapes = {k: v.shape for k, v in problem.params.values.items()}
-    flat = {
-        element: value
-        for name, values in grads.items()
-        for element, value in zip(element_names(name, shapes[name]), values)
-    }
-    return ReferenceValues(loss, flat)
+
+    def flat(per_param: dict) -> dict:
+        return {
+            element: value
+            for name, values in per_param.items()
+            for element, value in zip(element_names(name, shapes[name]), values)
+        }
+
+    loss, grads = model.exact(params, data)
+    if not with_bounds:
+        return ReferenceValues(loss, flat(grads))
+    loss_magnitude, grad_magnitudes = model.magnitudes(params, data)
+    depth = model.rounding_depth(problem.data.features)
+    depths = {"loss": depth["loss"], **flat({k: [depth[k]] * len(v) for k, v in grads.items()})}
+    return ReferenceValues(
+        loss, flat(grads), {"loss": loss_magnitude, **flat(grad_magnitudes)}, depths
+    )
 
 
 def _same_inputs(problem: Problem, a: str, b: str) -> bool:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from . import environment
 from .backends import BACKENDS, missing_modules
-from .compare import Error, measure
+from .compare import DISAGREE, INCONCLUSIVE, Error, bound, explain, measure, verdict_of, worst
 from .dtypes import DType
-from .errors import EXIT_AGREE, EXIT_BACKEND
+from .errors import EXIT_AGREE, EXIT_BACKEND, EXIT_DISAGREE, EXIT_INCONCLUSIVE
 from .params import element_names
 from .problem import Problem
 from .reference import Reference, compute_reference
@@ -33,6 +34,8 @@ class Result:
     errors: dict[str, Error] = field(default_factory=dict)  # output name → error
     seconds: float | None = None
     note: str = ""
+    verdict: str | None = None  # agree | disagree | inconclusive; None unless status is ok
+    why: str = ""  # one line for a verdict other than agree
 
 
 @dataclass(frozen=True)
@@ -45,16 +48,39 @@ class Report:
     results: list[Result]
     timings: dict
     environment: dict
+    strict: bool = False  # inconclusive is an error (exit 4), not a warning
+    baseline: Any = None  # a baseline.BaselineComparison when run with --baseline
+
+    def to_dict(self) -> dict:
+        """The JSON report (DESIGN.md, Contracts) as Python objects."""
+        from .report.json import to_dict
+
+        return to_dict(self)
+
+    @property
+    def verdict(self) -> str:
+        """disagree if any result disagrees, else inconclusive if any is (or none ran), else
+        agree. Failed and skipped backends do not vote; they set the exit code instead."""
+        verdicts = [r.verdict for r in self.results if r.status == OK]
+        return worst(verdicts) if verdicts else INCONCLUSIVE
 
     @property
     def exit_code(self) -> int:
+        if self.verdict == DISAGREE:
+            return EXIT_DISAGREE
         if self.explicit_backends and any(r.status != OK for r in self.results):
             return EXIT_BACKEND
+        if self.strict and self.verdict == INCONCLUSIVE:
+            return EXIT_INCONCLUSIVE
         return EXIT_AGREE
 
 
 def run(
-    problem: Problem, backends: list[str], dtypes: list[DType], explicit_backends: bool = False
+    problem: Problem,
+    backends: list[str],
+    dtypes: list[DType],
+    explicit_backends: bool = False,
+    strict: bool = False,
 ) -> Report:
     timings: dict = {"setup": {}}
     reference = compute_reference(problem, dtypes)
@@ -91,6 +117,7 @@ def run(
         results=results,
         timings=timings,
         environment=environment.describe(),
+        strict=strict,
     )
 
 
@@ -103,14 +130,35 @@ def _run_one(problem: Problem, reference: Reference, name: str, dtype: DType) ->
     except Exception as exc:  # the backend under test failed; the others still run
         seconds = time.perf_counter() - start
         return Result(name, dtype.name, FAILED, seconds=seconds, note=_one_line(exc))
-    truth = reference.by_dtype[dtype.name].outputs()
+    exact = reference.by_dtype[dtype.name]
+    truth, rows = exact.outputs(), problem.data.rows
     values = {"loss": loss, **grads}
-    errors = {k: measure(v, truth[k], dtype) for k, v in values.items()}
+    errors = {
+        k: measure(
+            v,
+            truth[k],
+            dtype,
+            exact.magnitudes[k],
+            bound(dtype, rows, exact.depths[k], exact.magnitudes[k]),
+        )
+        for k, v in values.items()
+    }
     notes = list(output.notes)
     non_finite = [k for k, v in values.items() if not np.isfinite(v)]
     if non_finite:
         notes.append(f"non-finite: {', '.join(non_finite)}")
-    return Result(name, dtype.name, OK, loss, grads, errors, seconds, "; ".join(notes))
+    return Result(
+        name,
+        dtype.name,
+        OK,
+        loss,
+        grads,
+        errors,
+        seconds,
+        "; ".join(notes),
+        verdict_of(errors),
+        explain(errors, truth, dtype, rows),
+    )
 
 
 def _flatten(problem: Problem, loss, grads) -> tuple[float, dict[str, float]]:

@@ -30,13 +30,16 @@ def test_json_report_shape_and_values():
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["model"] == "linear"
-    assert report["data"] == {
+    assert report["verdict"] == "agree" and report["exit_code"] == 0
+    assert report["data"] | {"sha256": None} == {
         "path": "xy.csv (bundled)",
         "rows": 6,
         "features": 1,
         "feature_names": ["x"],
         "target": "y",
+        "sha256": None,
     }
+    assert len(report["data"]["sha256"]) == 64
     assert report["params"] == {"theta0": 0.5, "theta1": 0.0}
     # exact, by hand: at θ0 = 1/2, θ1 = 0, r = 1/2 − y, Σr = 3 − 123, Σr·x = 21/2 − 490.
     assert report["reference"]["exact"]["grads"] == {"theta0": "-20", "theta1": "-959/12"}
@@ -46,7 +49,16 @@ def test_json_report_shape_and_values():
     ]
     for r in report["results"]:
         assert set(r["errors"]) == {"loss", "theta0", "theta1"}
-        assert set(r["errors"]["loss"]) == {"abs", "rel", "ulp"}
+        assert set(r["errors"]["loss"]) == {
+            "abs",
+            "rel",
+            "ulp",
+            "bound",
+            "ratio",
+            "magnitude",
+            "resolution",
+        }
+        assert r["verdict"] == "agree" and r["why"] == ""
         assert r["seconds"] >= 0
     assert set(report["timings"]) >= {"load", "reference", "setup"}
     assert report["environment"]["numpy"]

@@ -37,6 +37,10 @@ class Model:
     loss: LossFn
     native: NativeFn
     exact: ExactFn
+    # The agreement rule's M per output (exact, same shape as ``exact``'s result) and c per
+    # output name ("loss" and each parameter name) for n_features; see compare.bound.
+    magnitudes: ExactFn
+    rounding_depth: Callable[[int], dict[str, int]]
     reference_method: str
 
     def initial_params(self, n_features: int) -> dict[str, np.ndarray]:

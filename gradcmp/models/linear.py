@@ -52,6 +52,28 @@ def exact(params, data: ExactData):
     loss = ΣR_i² / (2nL²), dL/dθ0 = ΣR_i / (nL), dL/dθ1_j = ΣR_i·X_ij / (nL·D_j), where X_ij/D_j
     is column j over its common denominator.
     """
+    return _sums(params, data, absolute=False)
+
+
+def magnitudes(params, data: ExactData):
+    """The agreement rule's M for each output: the same sums with every term taken in absolute
+    value — a_i = |θ0| + Σ_j|θ1_j·x_ij| + |y_i| in place of r_i, |x_ij| in place of x_ij."""
+    return _sums(params, data, absolute=True)
+
+
+def rounding_depth(n_features: int) -> dict[str, int]:
+    """c of the agreement rule: roundings on one row's path to each output, plus one spare.
+
+    Residual r_i: d products and d + 1 additions, γ_{d+2} relative to a_i. Loss: r̂_i² doubles
+    that and rounds once more, then the mean divides (≤ 2 roundings: by n, or times fl(1/n)).
+    θ0: r̂_i times the mean's fl(1/n) and the ½·2 of the square's derivative (≤ 2 roundings),
+    a final ·fl(1/n) where the sum comes first (native). θ1: one more product, by x_ij.
+    """
+    d = n_features
+    return {"loss": 2 * (d + 2) + 1 + 2 + 1, "theta0": (d + 2) + 2 + 1, "theta1": (d + 2) + 3 + 1}
+
+
+def _sums(params, data: ExactData, absolute: bool):
     (theta0,), theta1 = params["theta0"], params["theta1"]
     columns, target, n = data.columns, data.target, data.rows
     L = math.lcm(
@@ -64,15 +86,21 @@ def exact(params, data: ExactData):
         t.numerator * (L // (t.denominator * col.denominator)) for t, col in zip(theta1, columns)
     ]
     cy = L // target.denominator
-    residuals = [c0 - cy * y for y in target.numerators]
-    for c, col in zip(coefficients, columns):
+    if absolute:
+        residuals = [abs(c0) + abs(cy * y) for y in target.numerators]
+        features = [[abs(x) for x in col.numerators] for col in columns]
+        coefficients = [abs(c) for c in coefficients]
+    else:
+        residuals = [c0 - cy * y for y in target.numerators]
+        features = [col.numerators for col in columns]
+    for c, xs in zip(coefficients, features):
         if c:
-            residuals = [r + c * x for r, x in zip(residuals, col.numerators)]
+            residuals = [r + c * x for r, x in zip(residuals, xs)]
     loss_value = Fraction(sum(r * r for r in residuals), 2 * n * L * L)
     grad0 = Fraction(sum(residuals), n * L)
     grad1 = [
-        Fraction(sum(r * x for r, x in zip(residuals, col.numerators)), n * L * col.denominator)
-        for col in columns
+        Fraction(sum(r * x for r, x in zip(residuals, xs)), n * L * col.denominator)
+        for xs, col in zip(features, columns)
     ]
     return loss_value, {"theta0": [grad0], "theta1": grad1}
 
@@ -85,5 +113,7 @@ MODEL = Model(
     loss=loss,
     native=native,
     exact=exact,
+    magnitudes=magnitudes,
+    rounding_depth=rounding_depth,
     reference_method="exact rational arithmetic (integers over a common denominator)",
 )

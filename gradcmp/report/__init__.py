@@ -1,5 +1,53 @@
-"""Renderers of a Report: ``table`` for people, ``json`` for programs."""
+"""Renderers of a Report: ``table`` (rich, for people), ``plain`` (ASCII, stable for diffs),
+``json`` (the contract for programs), ``junit`` (CI test results), ``markdown`` (CI summaries)."""
 
 from __future__ import annotations
 
-FORMATS = ("table", "json")
+import io
+from typing import IO
+
+from ..runner import Report
+
+FORMATS = ("table", "plain", "json", "junit", "markdown")
+# File names written by --report-dir, one per format (``table`` is ``plain`` in a file).
+REPORT_FILES = {
+    "plain": "gradcmp.txt",
+    "json": "gradcmp.json",
+    "junit": "gradcmp-junit.xml",
+    "markdown": "gradcmp.md",
+}
+
+
+def render(report: Report, fmt: str) -> str:
+    """The report as text; ``table`` without colour (for files)."""
+    if fmt in ("table", "plain"):
+        from .table import console_for
+        from .table import render as render_table
+
+        buffer = io.StringIO()
+        render_table(report, console_for(buffer, colour=False), plain=fmt == "plain")
+        return buffer.getvalue()
+    if fmt == "json":
+        from .json import render as render_json
+
+        return render_json(report)
+    if fmt == "junit":
+        from .junit import render as render_junit
+
+        return render_junit(report)
+    if fmt == "markdown":
+        from .markdown import render as render_markdown
+
+        return render_markdown(report)
+    raise ValueError(f"unknown format {fmt!r}")
+
+
+def show(report: Report, fmt: str, stream: IO[str]) -> None:
+    """Write the report to a terminal or pipe: ``table`` in colour where the stream is a TTY."""
+    if fmt == "table":
+        from .table import console_for
+        from .table import render as render_table
+
+        render_table(report, console_for(stream))
+    else:
+        stream.write(render(report, fmt))

@@ -41,7 +41,15 @@ def _values(values: ReferenceValues) -> dict:
 
 def _errors(errors: dict[str, Error]) -> dict:
     return {
-        k: {"abs": number(e.abs), "rel": number(e.rel), "ulp": number(e.ulp)}
+        k: {
+            "abs": number(e.abs),
+            "rel": number(e.rel),
+            "ulp": number(e.ulp),
+            "bound": number(e.bound),
+            "ratio": number(e.ratio),
+            "magnitude": number(e.magnitude),
+            "resolution": number(e.resolution),
+        }
         for k, e in errors.items()
     }
 
@@ -51,6 +59,8 @@ def _result(r: Result) -> dict:
         "backend": r.backend,
         "dtype": r.dtype,
         "status": r.status,
+        "verdict": r.verdict,
+        "why": r.why,
         "loss": number(r.loss),
         "grads": {k: number(v) for k, v in r.grads.items()},
         "errors": _errors(r.errors),
@@ -64,6 +74,8 @@ def to_dict(report: Report) -> dict:
     data, params = problem.data, problem.params
     return {
         "gradcmp": report.environment.get("gradcmp"),
+        "verdict": report.verdict,
+        "exit_code": report.exit_code,
         "model": problem.model.name,
         "formula": problem.model.formula,
         "data": {
@@ -72,6 +84,7 @@ def to_dict(report: Report) -> dict:
             "features": data.features,
             "feature_names": list(data.feature_names),
             "target": data.target,
+            "sha256": data.sha256,
         },
         "params": dict(
             zip(params.elements(), (float(x) for v in params.values.values() for x in v.ravel()))
@@ -96,9 +109,9 @@ def to_dict(report: Report) -> dict:
             for d, r in reference.rounding.items()
         },
         "results": [_result(r) for r in report.results],
+        "baseline": report.baseline.to_dict() if report.baseline else None,
         "timings": report.timings,
         "environment": report.environment,
-        "exit_code": report.exit_code,
     }
 
 

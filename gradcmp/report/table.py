@@ -1,7 +1,9 @@
 """The table people read: reference first, then one row per backend × dtype.
 
 Each cell holds the value (``repr``: enough digits to round-trip) and, under it, the distance
-to the reference in ULPs of that row's dtype and as a relative error.
+to the reference in ULPs of that row's dtype and as a relative error, then the rounding bound
+τ and the ratio |error| / τ that decides the verdict. ``plain`` is the same table in ASCII
+without colour and without timings, so that two runs can be diffed.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..compare import Error
+from ..compare import AGREE, DISAGREE, Error
 from ..runner import OK, Report
 
-# Rows shorter than this many characters show the exact fraction under the reference value.
+# The reference cell shows the exact fraction under the value when it is this short.
 SHOWN_FRACTION_CHARS = 24
+VERDICT_STYLE = {AGREE: "green", DISAGREE: "bold red", "inconclusive": "yellow"}
 
 
 def console_for(stream: IO[str], colour: bool | None = None) -> Console:
@@ -30,26 +33,28 @@ def console_for(stream: IO[str], colour: bool | None = None) -> Console:
     return console
 
 
-def _seconds(s: float | None) -> str:
+def seconds_text(s: float | None) -> str:
     if s is None:
         return ""
     return f"{s * 1e3:.2f} ms" if s < 1 else f"{s:.2f} s"
 
 
-def _error_text(e: Error) -> Text:
-    if e.abs == 0:
-        return Text("exact", style="green")
-    if not math.isfinite(e.ulp):
-        return Text("non-finite", style="bold red")
-    style = "green" if e.ulp <= 0.5 else "yellow"
-    ulp = f"{e.ulp:.3g}" if e.ulp < 1e4 else f"{e.ulp:.2e}"
-    return Text(f"{ulp} ulp · rel {e.rel:.1e}", style=style)
+def error_lines(e: Error) -> tuple[str, str]:
+    """('0.667 ulp · rel 6.2e-08', 'τ 5.8e-05 · ratio 0.087') for one output."""
+    if not math.isfinite(e.abs):
+        first = "non-finite"
+    elif e.abs == 0:
+        first = "exact"
+    else:
+        ulp = f"{e.ulp:.3g}" if e.ulp < 1e4 else f"{e.ulp:.2e}"
+        first = f"{ulp} ulp · rel {e.rel:.1e}"
+    return first, f"τ {e.bound:.2g} · ratio {e.ratio:.2g}"
 
 
 def _cell(value: float, error: Error) -> Text:
+    first, second = error_lines(error)
     text = Text(repr(value))
-    text.append("\n")
-    text.append_text(_error_text(error))
+    text.append(f"\n{first}\n{second}", style=VERDICT_STYLE[error.verdict])
     return text
 
 
@@ -61,15 +66,18 @@ def _reference_cell(value) -> Text:
     return text
 
 
-def build(report: Report) -> Table:
+def build(report: Report, plain: bool = False) -> Table:
     problem, reference = report.problem, report.reference
     outputs = ["loss", *problem.params.elements()]
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    table = Table(box=box.ASCII if plain else box.SIMPLE_HEAD, show_edge=plain, pad_edge=plain)
     table.add_column("backend", no_wrap=True)
     table.add_column("dtype", no_wrap=True)
+    table.add_column("verdict", no_wrap=True)
     for name in outputs:
         table.add_column(name, no_wrap=True, overflow="fold")
-    table.add_column("time", justify="right", no_wrap=True)
+    if not plain:
+        table.add_column("time", justify="right", no_wrap=True)
+    timing = [] if plain else [""]
 
     distinct = {id(v): v for v in reference.by_dtype.values()}
     if len(distinct) == 1:
@@ -78,38 +86,45 @@ def build(report: Report) -> Table:
         rows = list(reference.by_dtype.items())
     for dtype, values in rows:
         cells = [_reference_cell(v) for v in values.outputs().values()]
-        table.add_row(Text(reference.name, style="bold"), dtype, *cells, "", end_section=False)
+        table.add_row(Text(reference.name, style="bold"), dtype, "reference", *cells, *timing)
     table.rows[-1].end_section = True
 
     for r in report.results:
         if r.status == OK:
+            verdict = Text(r.verdict, style=VERDICT_STYLE[r.verdict])
             cells = [_cell(r.loss, r.errors["loss"])]
             cells += [_cell(r.grads[k], r.errors[k]) for k in outputs[1:]]
         else:
-            style = "red" if r.status == "failed" else "dim"
-            cells = [Text(r.status, style=style)] + [Text("—", style="dim")] * (len(outputs) - 1)
-        table.add_row(r.backend, r.dtype, *cells, _seconds(r.seconds))
+            verdict = Text(r.status, style="red" if r.status == "failed" else "dim")
+            cells = [Text("—", style="dim")] * len(outputs)
+        timing = [] if plain else [seconds_text(r.seconds)]
+        table.add_row(r.backend, r.dtype, verdict, *cells, *timing)
     return table
 
 
-def _header(report: Report) -> str:
+def header_lines(report: Report) -> list[str]:
     problem = report.problem
     data = problem.data
     features = ", ".join(data.feature_names)
     plural = "s" if data.features != 1 else ""
-    params = ", ".join(
-        f"{k} = {float(x)!r}" for k, v in problem.params.values.items() for x in v.ravel()[:4]
-    )
-    return (
-        f"model {problem.model.name}: {problem.model.formula}\n"
+    shown = [
+        f"{name} = {float(x)!r}" for name, x in zip(problem.params.elements(), _flat_values(report))
+    ]
+    more = f", … ({len(shown)} in all)" if len(shown) > 6 else ""
+    return [
+        f"model {problem.model.name}: {problem.model.formula}",
         f"data {data.path}: {data.rows} rows, {data.features} feature{plural} ({features}), "
-        f"target {data.target}\n"
-        f"params: {params}\n"
-        f"reference: {report.reference.method}, on the values each dtype receives"
-    )
+        f"target {data.target}",
+        f"params: {', '.join(shown[:6])}{more}",
+        f"reference: {report.reference.method}, on the values each dtype receives",
+    ]
 
 
-def _rounding_lines(report: Report) -> list[str]:
+def _flat_values(report: Report):
+    return (x for v in report.problem.params.values.values() for x in v.ravel().tolist())
+
+
+def rounding_lines(report: Report) -> list[str]:
     lines = []
     for dtype, r in report.reference.rounding.items():
         if not r.rounded:
@@ -124,12 +139,48 @@ def _rounding_lines(report: Report) -> list[str]:
     return lines
 
 
-def render(report: Report, console: Console) -> None:
-    console.print(_header(report), highlight=False, markup=False)
-    console.print()
-    console.print(build(report))
-    for line in _rounding_lines(report):
-        console.print(line, highlight=False, markup=False)
+def verdict_lines(report: Report) -> list[str]:
+    """The overall verdict, then one line per result that is not a plain agree."""
+    ok = [r for r in report.results if r.status == OK]
+    counts = ", ".join(
+        f"{sum(r.verdict == v for r in ok)} {v}"
+        for v in (AGREE, "inconclusive", DISAGREE)
+        if any(r.verdict == v for r in ok)
+    )
+    lines = [f"verdict: {report.verdict} ({counts or 'no backend produced a result'})"]
     for r in report.results:
+        if r.why:
+            lines.append(f"  {r.backend} {r.dtype}: {r.verdict}: {r.why}")
         if r.note:
-            console.print(f"{r.backend} {r.dtype}: {r.note}", highlight=False, markup=False)
+            lines.append(f"  {r.backend} {r.dtype}: {r.status}: {r.note}")
+    return lines
+
+
+def baseline_lines(report: Report) -> list[str]:
+    comparison = report.baseline
+    if comparison is None:
+        return []
+    counts: dict[str, int] = {}
+    for c in comparison.changes:
+        counts[c.status] = counts.get(c.status, 0) + 1
+    summary = ", ".join(f"{n} {status}" for status, n in counts.items())
+    lines = [f"baseline {comparison.path}: {comparison.verdict} ({summary})"]
+    for c in comparison.changes:
+        if c.status != "same":
+            moved = f", moved {c.moved_ulp:.3g} ulp: {c.detail}" if c.moved_ulp else ""
+            lines.append(f"  {c.backend} {c.dtype}: {c.status} ({c.was} → {c.now}{moved})")
+    return lines
+
+
+def render(report: Report, console: Console, plain: bool = False) -> None:
+    for line in header_lines(report):
+        console.print(line, highlight=False, markup=False)
+    console.print()
+    console.print(build(report, plain))
+    for line in rounding_lines(report):
+        console.print(line, highlight=False, markup=False)
+    for line in baseline_lines(report):
+        console.print(line, highlight=False, markup=False)
+    style = VERDICT_STYLE.get(report.verdict, "")
+    for i, line in enumerate(verdict_lines(report)):
+        console.print(Text(line, style=style if i == 0 else ""), highlight=False)

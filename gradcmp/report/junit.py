@@ -1,0 +1,73 @@
+"""JUnit XML, which CI systems render as tests: one testcase per backend × dtype.
+
+disagree → <failure> naming the output, its error and its bound; a failed backend → <error>;
+a skipped backend → <skipped>; inconclusive passes with the reason in <system-out> (it is a
+<failure> under --strict, where it fails the run).
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+from ..compare import DISAGREE, INCONCLUSIVE
+from ..runner import FAILED, SKIPPED, Report
+
+
+def _failure_text(result) -> str:
+    lines = []
+    for name, e in result.errors.items():
+        if e.verdict == DISAGREE:
+            lines.append(
+                f"{name}: value {result.loss if name == 'loss' else result.grads[name]!r}, "
+                f"error {e.abs:.6g} (rel {e.rel:.3g}, {e.ulp:.3g} ulp), bound {e.bound:.6g}, "
+                f"ratio {e.ratio:.6g}"
+            )
+    return "\n".join(lines)
+
+
+def render(report: Report) -> str:
+    problem = report.problem
+    suite = ET.Element(
+        "testsuite",
+        name=f"gradcmp.{problem.model.name}",
+        tests=str(len(report.results)),
+        failures=str(
+            sum(
+                r.verdict == DISAGREE or (report.strict and r.verdict == INCONCLUSIVE)
+                for r in report.results
+            )
+        ),
+        errors=str(sum(r.status == FAILED for r in report.results)),
+        skipped=str(sum(r.status == SKIPPED for r in report.results)),
+        time=f"{sum(r.seconds or 0 for r in report.results):.6f}",
+    )
+    properties = ET.SubElement(suite, "properties")
+    for name, value in (
+        ("verdict", report.verdict),
+        ("data", problem.data.path),
+        ("rows", str(problem.data.rows)),
+        ("reference", report.reference.method),
+    ):
+        ET.SubElement(properties, "property", name=name, value=value)
+    for r in report.results:
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            classname=f"gradcmp.{problem.model.name}.{r.backend}",
+            name=f"{r.backend}[{r.dtype}]",
+            time=f"{r.seconds or 0:.6f}",
+        )
+        if r.status == FAILED:
+            ET.SubElement(case, "error", message=r.note, type="BackendFailed").text = r.note
+        elif r.status == SKIPPED:
+            ET.SubElement(case, "skipped", message=r.note)
+        elif r.verdict == DISAGREE:
+            failure = ET.SubElement(case, "failure", message=r.why, type="Disagree")
+            failure.text = _failure_text(r)
+        elif r.verdict == INCONCLUSIVE:
+            if report.strict:
+                ET.SubElement(case, "failure", message=r.why, type="Inconclusive").text = r.why
+            else:
+                ET.SubElement(case, "system-out").text = f"inconclusive: {r.why}"
+    ET.indent(suite)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suite, "unicode") + "\n"
