@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from .compare import AGREE
+from .agreement import AGREE
 from .dtypes import DTYPES
 from .errors import InputError
 from .runner import OK, Report

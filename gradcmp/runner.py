@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 
 from . import environment
+from .agreement import DISAGREE, INCONCLUSIVE, Error, bound, explain, measure, verdict_of, worst
 from .backends import BACKENDS, missing_modules
-from .compare import DISAGREE, INCONCLUSIVE, Error, bound, explain, measure, verdict_of, worst
 from .dtypes import DType
 from .errors import EXIT_AGREE, EXIT_BACKEND, EXIT_DISAGREE, EXIT_INCONCLUSIVE
 from .params import element_names

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import data
+from .agreement import DISAGREE, INCONCLUSIVE
 from .backends import BACKENDS, missing_modules
-from .compare import DISAGREE, INCONCLUSIVE
 from .dtypes import DTYPES, FLOAT64
 from .errors import BackendError, UsageError
 from .models import get_model

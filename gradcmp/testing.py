@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from .agreement import AGREE, INCONCLUSIVE
 from .api import compare
-from .compare import AGREE, INCONCLUSIVE
 from .runner import OK, Report
 
 __all__ = ["assert_gradients_agree"]

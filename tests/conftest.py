@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 import pytest
+from hypothesis import settings
 
 from gradcmp import data
 from gradcmp.backends import BACKENDS, missing_modules
@@ -17,23 +17,11 @@ from gradcmp.problem import Problem
 # CI installs every framework; there a missing one must fail the run, not skip quietly.
 REQUIRE_ALL_BACKENDS = os.environ.get("CI", "").lower() in ("1", "true")
 
-
-def make_problem(X, y, params=None, model="linear") -> Problem:
-    X = np.asarray(X, dtype=np.float64)
-    if X.ndim == 1:
-        X = X[:, None]
-    dataset = data.Dataset(
-        path="<test>",
-        feature_names=tuple(f"x{j}" for j in range(X.shape[1])),
-        target="y",
-        X=X,
-        y=np.asarray(y, dtype=np.float64),
-    )
-    chosen = get_model(model)
-    values = chosen.initial_params(dataset.features)
-    if params:
-        values.update({k: np.asarray(v, dtype=np.float64) for k, v in params.items()})
-    return Problem(chosen, dataset, Params.from_arrays(values))
+# Hypothesis: "ci" is deterministic (derandomize: a fixed seed per test) and bounded, so a CI
+# run is reproducible; "dev" explores new examples each run. CI=true selects "ci".
+settings.register_profile("ci", derandomize=True, deadline=None, max_examples=50)
+settings.register_profile("dev", deadline=None, max_examples=50)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if REQUIRE_ALL_BACKENDS else "dev"))
 
 
 @pytest.fixture
@@ -58,3 +46,18 @@ def backend(request):
 @pytest.fixture(params=list(DTYPES))
 def dtype(request):
     return DTYPES[request.param]
+
+
+@pytest.fixture
+def buggy_model(monkeypatch):
+    """Registers model ``buggy``: the seed's model with the selftest's missing-½ bug planted
+    in its loss (its hand-derived ``native`` gradient stays correct)."""
+    import dataclasses
+
+    from gradcmp.models import MODELS
+    from gradcmp.selftest import PLANTED_BUGS
+
+    (bug,) = [b for b in PLANTED_BUGS if b.name == "missing-half"]
+    model = dataclasses.replace(MODELS["linear"], name="buggy", loss=bug.loss)
+    monkeypatch.setitem(MODELS, "buggy", model)
+    return "buggy"

@@ -6,7 +6,7 @@ from fractions import Fraction
 
 import pytest
 
-from gradcmp.compare import measure
+from gradcmp.agreement import measure
 from gradcmp.dtypes import FLOAT32, FLOAT64
 from gradcmp.reference import compute_reference
 from gradcmp.runner import OK, run

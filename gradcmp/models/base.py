@@ -38,7 +38,7 @@ class Model:
     native: NativeFn
     exact: ExactFn
     # The agreement rule's M per output (exact, same shape as ``exact``'s result) and c per
-    # output name ("loss" and each parameter name) for n_features; see compare.bound.
+    # output name ("loss" and each parameter name) for n_features; see agreement.bound.
     magnitudes: ExactFn
     rounding_depth: Callable[[int], dict[str, int]]
     reference_method: str

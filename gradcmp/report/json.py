@@ -6,7 +6,7 @@ import json
 import math
 from fractions import Fraction
 
-from ..compare import Error
+from ..agreement import Error
 from ..reference import ReferenceValues
 from ..runner import Report, Result
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from ..compare import DISAGREE, INCONCLUSIVE
+from ..agreement import DISAGREE, INCONCLUSIVE
 from ..runner import FAILED, SKIPPED, Report
 
 

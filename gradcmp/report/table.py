@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..compare import AGREE, DISAGREE, Error
+from ..agreement import AGREE, DISAGREE, Error
 from ..runner import OK, Report
 
 # The reference cell shows the exact fraction under the value when it is this short.

@@ -1,0 +1,85 @@
+"""The Python API: gradcmp.compare and gradcmp.testing.assert_gradients_agree."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import gradcmp
+from gradcmp.cli import cli
+from gradcmp.errors import UsageError
+from gradcmp.testing import assert_gradients_agree
+
+VOLATILE = ("timings", "environment")
+
+
+def stable(report: dict) -> dict:
+    report = {k: v for k, v in report.items() if k not in VOLATILE}
+    report["results"] = [{**r, "seconds": None} for r in report["results"]]
+    return report
+
+
+def test_compare_path_equals_the_cli_json_report():
+    report = gradcmp.compare(gradcmp.data.bundled_path(), backends=["native"])
+    cli_report = json.loads(
+        CliRunner().invoke(cli, ["run", "-b", "native", "--format", "json"]).output
+    )
+    api_report = report.to_dict()
+    assert api_report["verdict"] == "agree" and report.verdict == "agree"
+    assert stable(api_report) | {"data": None} == stable(cli_report) | {"data": None}
+    assert api_report["data"]["sha256"] == cli_report["data"]["sha256"]
+
+
+def test_compare_arrays_and_params():
+    x = np.arange(1.0, 7.0)
+    y = np.array([13.0, 14, 20, 21, 25, 30])
+    report = gradcmp.compare((x, y), params={"theta0": 0.5}, backends="native", dtypes="float64")
+    (result,) = report.results
+    assert result.verdict == "agree"
+    assert result.grads == {"theta0": -20.0, "theta1": -79.91666666666666}
+    multi = gradcmp.compare((np.c_[x, x**2], y), params=["theta1=1,0.5"], backends=["native"])
+    assert list(multi.results[0].grads) == ["theta0", "theta1[0]", "theta1[1]"]
+
+
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        ("nope", "no such file"),
+        (([1.0, 2.0], [1.0]), "X has shape (2, 1) and y has shape (1,)"),
+        (([1.0, np.nan], [1.0, 2.0]), "X[1, 0] is nan"),
+        (42, "data must be a path or an (X, y) pair"),
+    ],
+)
+def test_compare_bad_data(data, fragment):
+    with pytest.raises(gradcmp.errors.GradcmpError) as info:
+        gradcmp.compare(data, backends=["native"])
+    assert fragment in str(info.value)
+
+
+def test_compare_bad_backend_is_a_usage_error():
+    with pytest.raises(UsageError, match="unknown backend"):
+        gradcmp.compare((np.ones(3), np.ones(3)), backends=["nope"])
+
+
+def test_assert_gradients_agree_passes_on_the_seed():
+    report = assert_gradients_agree(gradcmp.data.bundled_path(), backends=["native"])
+    assert report.verdict == "agree"
+
+
+def test_assert_gradients_agree_message_names_the_offending_rows(buggy_model):
+    with pytest.raises(AssertionError) as info:
+        assert_gradients_agree(
+            gradcmp.data.bundled_path(), model=buggy_model, backends=["native", "torch-grad"]
+        )
+    message = str(info.value)
+    lines = message.splitlines()
+    assert lines[0].startswith("gradients do not agree (verdict disagree) for model buggy")
+    assert any(line.startswith("  torch-grad float64: disagree: ") for line in lines)
+    assert any(
+        line.startswith("    loss = 455.1666666666667, exact 227.58333333333334") for line in lines
+    )
+    assert "native" not in message  # native's hand-derived gradient is right: not listed
+    assert len(lines) < 20

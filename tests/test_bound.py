@@ -1,0 +1,105 @@
+"""The agreement rule: exact bound arithmetic, no false alarms, and the inconclusive limit."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from helpers import make_problem
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gradcmp.agreement import (
+    AGREE,
+    DISAGREE,
+    INCONCLUSIVE,
+    RESOLUTION_LIMIT,
+    bound,
+    gamma,
+    measure,
+)
+from gradcmp.backends import BACKENDS, missing_modules
+from gradcmp.dtypes import FLOAT32, FLOAT64
+from gradcmp.runner import OK, run
+
+INSTALLED = [b for b in BACKENDS if not missing_modules(BACKENDS[b])]
+
+
+def test_gamma_is_exact_and_unbounded_past_one():
+    u = Fraction(1, 2**24)
+    assert gamma(3, u) == Fraction(3, 2**24 - 3)
+    assert gamma(2**24, u) is None
+    assert bound(FLOAT32, 2**24, 1, Fraction(1)) is None
+
+
+def test_bound_for_the_seed_loss_by_hand():
+    # n = 6, c = 11 (d = 1): γ_16(2**-53)·M + 6·12·2**-1075, M_loss = Σy²/(2·6) = 2731/12.
+    tau = bound(FLOAT64, 6, 11, Fraction(2731, 12))
+    expected = Fraction(16, 2**53 - 16) * Fraction(2731, 12) + 72 * Fraction(1, 2**1075)
+    assert tau == expected
+
+
+def test_just_outside_the_bound_is_disagree_just_inside_is_agree():
+    reference, magnitude = Fraction(-41, 2), Fraction(41, 2)
+    tau = bound(FLOAT32, 6, 8, magnitude)
+    below = float(reference + tau * Fraction(99, 100))
+    above = float(reference + tau * Fraction(101, 100))
+    assert measure(below, reference, FLOAT32, magnitude, tau).verdict == AGREE
+    assert measure(above, reference, FLOAT32, magnitude, tau).verdict == DISAGREE
+    assert measure(float("nan"), reference, FLOAT32, magnitude, tau).verdict == DISAGREE
+
+
+def test_inconclusive_when_the_bound_is_over_one_percent_of_m():
+    magnitude = Fraction(1)
+    # float32: γ_{n−1+c} passes 1 % near n = 0.01 / 2**-24 ≈ 1.68e5 rows.
+    small = bound(FLOAT32, 160_000, 8, magnitude)
+    large = bound(FLOAT32, 170_000, 8, magnitude)
+    assert small / magnitude < RESOLUTION_LIMIT < large / magnitude
+    assert measure(1.0, Fraction(1), FLOAT32, magnitude, large).verdict == INCONCLUSIVE
+    assert measure(1.0, Fraction(1), FLOAT32, magnitude, small).verdict == AGREE
+    assert measure(1.0, Fraction(1), FLOAT32, magnitude, None).verdict == INCONCLUSIVE
+
+
+def test_inconclusive_on_many_rows_in_float32_but_not_in_float64():
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 1000, size=200_000).astype(float)
+    problem = make_problem(x, 3 * x + rng.integers(-5, 5, size=x.size))
+    results = {r.dtype: r for r in run(problem, ["native"], [FLOAT32, FLOAT64]).results}
+    assert results["float32"].verdict == INCONCLUSIVE
+    assert "cannot be told from rounding" in results["float32"].why
+    assert results["float64"].verdict == AGREE
+
+
+@st.composite
+def linear_cases(draw):
+    """Random problems: n from 1 to 1e5, scales 1e-6 … 1e6, half with heavy cancellation."""
+    n = draw(
+        st.one_of(st.integers(1, 40), st.integers(41, 3000), st.sampled_from([20_000, 100_000]))
+    )
+    d = draw(st.integers(1, 3))
+    x_scale = 10.0 ** draw(st.integers(-6, 6))
+    y_scale = 10.0 ** draw(st.integers(-6, 6))
+    cancel = draw(st.booleans())
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    X = rng.normal(size=(n, d)) * x_scale
+    theta0 = rng.normal() * y_scale
+    theta1 = rng.normal(size=d) * y_scale / x_scale
+    if cancel:  # y ≈ θ0 + X·θ1: residuals ~1e-7 of the terms they are computed from
+        y = theta0 + X @ theta1 + rng.normal(size=n) * y_scale * 1e-7
+    else:
+        y = rng.normal(size=n) * y_scale
+        theta0, theta1 = theta0 * rng.random(), theta1 * rng.random()
+    return make_problem(X, y, {"theta0": theta0, "theta1": theta1 if d > 1 else theta1[0]})
+
+
+@pytest.mark.skipif(not INSTALLED, reason="no backend installed")
+@settings(max_examples=25)
+@given(linear_cases())
+def test_no_false_alarms_for_correct_backends(problem):
+    report = run(problem, INSTALLED, [FLOAT32, FLOAT64])
+    for r in report.results:
+        assert r.status == OK, (r.backend, r.dtype, r.note)
+        assert r.verdict != DISAGREE, (r.backend, r.dtype, r.why)
+        # Every output sits inside its bound (ratio ≤ 1), inconclusive or not.
+        assert max(e.ratio for e in r.errors.values()) <= 1

@@ -1,0 +1,86 @@
+"""Report formats: JUnit parses as XML, Markdown is a table, plain is stable, --report-dir."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+from click.testing import CliRunner
+
+from gradcmp.cli import cli
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, list(args))
+
+
+def test_junit_one_testcase_per_backend_and_dtype():
+    result = invoke("run", "-b", "native", "--format", "junit")
+    assert result.exit_code == 0
+    suite = ET.fromstring(result.output.encode())
+    assert suite.tag == "testsuite"
+    assert suite.get("tests") == "2" and suite.get("failures") == "0"
+    names = [case.get("name") for case in suite.iter("testcase")]
+    assert names == ["native[float32]", "native[float64]"]
+    properties = {p.get("name"): p.get("value") for p in suite.iter("property")}
+    assert properties["verdict"] == "agree"
+
+
+def test_junit_failure_names_output_error_and_bound(buggy_model):
+    result = invoke("run", "--model", buggy_model, "-b", "torch-grad", "--format", "junit")
+    assert result.exit_code == 1
+    suite = ET.fromstring(result.output.encode())
+    assert suite.get("failures") == "2"
+    failure = next(suite.iter("failure"))
+    assert failure.get("type") == "Disagree"
+    assert "rounding bound" in failure.get("message")
+    assert "loss: value" in failure.text and "bound" in failure.text and "ratio" in failure.text
+
+
+def test_junit_errors_and_skips_for_backends_that_did_not_run(tmp_path):
+    out = tmp_path / "r.xml"
+    invoke("run", "-b", "native", "--dtype", "float64", "--format", "junit", "-o", str(out))
+    suite = ET.parse(out).getroot()
+    assert suite.get("errors") == "0" and suite.get("skipped") == "0"
+
+
+def test_markdown_table():
+    result = invoke("run", "-b", "native", "--format", "markdown")
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert lines[0] == "### gradcmp: ✅ agree"
+    assert "| backend | dtype | verdict | loss | theta0 | theta1 |" in lines
+    assert any(
+        line.startswith("| native | float64 | ✅ agree | `227.58333333333331`") for line in lines
+    )
+
+
+def test_plain_is_ascii_without_colour_or_timings_and_stable():
+    first = invoke("run", "--format", "plain").output
+    second = invoke("run", "--format", "plain").output
+    assert first == second
+    assert "\x1b[" not in first and " ms" not in first
+    assert "| torch-grad     | float32 | agree" in first
+    assert "-20.500001907348633" in first
+
+
+def test_report_dir_writes_every_format_and_table_goes_to_stdout(tmp_path):
+    result = invoke("run", "-b", "native", "--report-dir", str(tmp_path / "reports"))
+    assert result.exit_code == 0 and "verdict: agree" in result.output
+    files = sorted(p.name for p in (tmp_path / "reports").iterdir())
+    assert files == ["gradcmp-junit.xml", "gradcmp.json", "gradcmp.md", "gradcmp.txt"]
+    assert json.loads((tmp_path / "reports" / "gradcmp.json").read_text())["verdict"] == "agree"
+    ET.parse(tmp_path / "reports" / "gradcmp-junit.xml")
+
+
+def test_json_carries_verdicts_bounds_and_environment():
+    report = json.loads(invoke("run", "--format", "json").output)
+    assert report["verdict"] == "agree"
+    assert {r["verdict"] for r in report["results"]} == {"agree"}
+    env = report["environment"]
+    for key in ("python", "numpy", "torch", "jax", "cpu", "device"):
+        assert key in env
+    assert env["jax_x64_default"] is False
+    assert env["torch_default_dtype"] == "float32" and env["torch_threads"] >= 1
+    loss = report["results"][0]["errors"]["loss"]
+    assert 0 <= loss["ratio"] <= 1 and loss["bound"] > 0
