@@ -91,7 +91,7 @@ def compare_with(report: Report, saved: dict, path: str) -> BaselineComparison:
     for key in ("model", "params"):
         if saved.get(key) != current[key]:
             raise InputError(
-                f"the baseline is for another problem ({key} differs)",
+                f"the baseline is for another problem (not the same {key})",
                 where=path,
                 hint="compare runs of the same model, data and parameters",
             )

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from gradcmp import backends as backends_module
 from gradcmp.backends.base import Output
 from gradcmp.cli import cli
-from gradcmp.errors import EXIT_BACKEND, EXIT_INTERNAL, EXIT_USAGE
+from gradcmp.errors import EXIT_BACKEND, EXIT_INCONCLUSIVE, EXIT_INTERNAL, EXIT_USAGE
 
 
 def invoke(*args: str):
@@ -207,3 +207,33 @@ def test_internal_error_exit_70_one_line_traceback_only_with_debug(monkeypatch):
 def test_version_and_help():
     assert invoke("--version").output.startswith("gradcmp, version ")
     assert "Compute loss and gradient" in invoke("run", "--help").output
+
+
+def test_disagree_exits_1_and_says_why(buggy_model):
+    result = invoke("run", "--model", buggy_model, "-b", "native,torch-grad", "--format", "plain")
+    assert result.exit_code == 1
+    assert "verdict: disagree (2 agree, 2 disagree)" in result.output
+    assert "torch-grad float64: disagree: theta0 is off by 20.5 (rel 1)" in result.output
+
+
+def test_disagree_wins_over_a_failed_backend(buggy_model, planted):
+    result = invoke("run", "--model", buggy_model, "-b", "torch-grad,broken")
+    assert result.exit_code == 1
+
+
+def big_csv(tmp_path):
+    # 200 000 rows: float32's bound passes 1 % of M (γ_n(2**-24) ≈ n·6e-8), float64's does not.
+    path = tmp_path / "big.csv"
+    rows = "".join(f"{i % 1000},{(7 * i) % 1013}\n" for i in range(200_000))
+    path.write_text("x,y\n" + rows)
+    return path
+
+
+def test_inconclusive_warns_exit_0_and_exit_4_under_strict(tmp_path):
+    path = str(big_csv(tmp_path))
+    args = ["run", "--data", path, "-b", "native", "--dtype", "float32", "--format", "json"]
+    report = json.loads(invoke(*args).output)
+    assert report["verdict"] == "inconclusive" and report["exit_code"] == 0
+    assert "1.21% of its magnitude" in report["results"][0]["why"]
+    assert invoke(*args).exit_code == 0
+    assert invoke(*args, "--strict").exit_code == EXIT_INCONCLUSIVE
