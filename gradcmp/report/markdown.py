@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from ..runner import OK, Report
-from .table import baseline_lines, error_lines, header_lines, rounding_lines, verdict_lines
+from .table import (
+    baseline_lines,
+    error_lines,
+    header_lines,
+    reference_rows,
+    rounding_lines,
+    verdict_lines,
+)
 
 MARK = {"agree": "✅", "disagree": "❌", "inconclusive": "⚠️"}
 
@@ -19,7 +26,7 @@ def render(report: Report) -> str:
     lines += [f"- {_escape(line)}" for line in header_lines(report)]
     lines += ["", "| backend | dtype | verdict | " + " | ".join(outputs) + " |"]
     lines.append("|---|---|---|" + "---|" * len(outputs))
-    for dtype, values in reference.by_dtype.items():
+    for dtype, values in reference_rows(report):
         cells = [f"`{float(v)!r}`" for v in values.outputs().values()]
         lines.append(f"| **{reference.name}** | {dtype} | reference | " + " | ".join(cells) + " |")
     for r in report.results:

@@ -66,6 +66,14 @@ def _reference_cell(value) -> Text:
     return text
 
 
+def reference_rows(report: Report) -> list[tuple[str, object]]:
+    """One reference row ("all") when every dtype received the same inputs, else one each."""
+    by_dtype = report.reference.by_dtype
+    if len({id(v) for v in by_dtype.values()}) == 1:
+        return [("all", next(iter(by_dtype.values())))]
+    return list(by_dtype.items())
+
+
 def build(report: Report, plain: bool = False) -> Table:
     problem, reference = report.problem, report.reference
     outputs = ["loss", *problem.params.elements()]
@@ -79,12 +87,7 @@ def build(report: Report, plain: bool = False) -> Table:
         table.add_column("time", justify="right", no_wrap=True)
     timing = [] if plain else [""]
 
-    distinct = {id(v): v for v in reference.by_dtype.values()}
-    if len(distinct) == 1:
-        rows = [("all", next(iter(distinct.values())))]
-    else:
-        rows = list(reference.by_dtype.items())
-    for dtype, values in rows:
+    for dtype, values in reference_rows(report):
         cells = [_reference_cell(v) for v in values.outputs().values()]
         table.add_row(Text(reference.name, style="bold"), dtype, "reference", *cells, *timing)
     table.rows[-1].end_section = True
