@@ -77,6 +77,21 @@ def bound(dtype: DType, rows: int, depth: int, magnitude: Fraction) -> Fraction 
     return g * magnitude + rows * (depth + 1) * underflow
 
 
+# The high-precision reference's running error bound is first order in u; every rounding is
+# counted twice to cover the second-order terms and the small differences between how
+# frameworks arrange the same operations (e.g. g·2·r or 2·(g·r) in a backward pass).
+RUNNING_BOUND_FACTOR = 2
+
+
+def running_bound(dtype: DType, coefficient: float, rows: int) -> Fraction | None:
+    """τ = 2·e·u (+ underflow) from the high-precision reference's coefficient e."""
+    if not math.isfinite(coefficient):
+        return None
+    u = Fraction(1, 2**dtype.precision)
+    underflow = Fraction(2) ** (dtype.min_exponent - dtype.precision)
+    return RUNNING_BOUND_FACTOR * Fraction(coefficient) * u + 16 * rows * underflow
+
+
 def measure(
     value: float,
     reference: Fraction,

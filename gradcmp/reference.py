@@ -16,6 +16,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from . import agreement, highprec
 from .dtypes import DTYPES, FLOAT64, DType
 from .exact import ExactColumn, ExactData
 from .params import element_names
@@ -32,6 +33,16 @@ class ReferenceValues:
     # empty for the inputs as written, which no backend receives.
     magnitudes: dict[str, Fraction] = field(default_factory=dict)
     depths: dict[str, int] = field(default_factory=dict)
+    # For the high-precision reference: the running error coefficient e per output.
+    coefficients: dict[str, float] = field(default_factory=dict)
+
+    def bound(self, output: str, dtype: DType, rows: int) -> Fraction | None:
+        """τ for ``output`` computed in ``dtype`` (None: no bound is known, or it is ∞)."""
+        if self.depths:
+            return agreement.bound(dtype, rows, self.depths[output], self.magnitudes[output])
+        if self.coefficients:
+            return agreement.running_bound(dtype, self.coefficients[output], rows)
+        return None
 
     def outputs(self) -> dict[str, Fraction]:
         return {"loss": self.loss, **self.grads}
@@ -63,40 +74,67 @@ class Reference:
 def compute_reference(problem: Problem, dtypes: list[DType]) -> Reference:
     start = time.perf_counter()
     model, data, params = problem.model, problem.data, problem.params
-    by_dtype: dict[str, ReferenceValues] = {}
-    for dtype in dtypes:
-        same = next((d for d in by_dtype if _same_inputs(problem, d, dtype.name)), None)
-        by_dtype[dtype.name] = (
-            by_dtype[same]
-            if same
-            else _evaluate(problem, params.exact_as_dtype(dtype), _exact_data(problem, dtype))
-        )
+    if model.exact is not None:
+        method = model.reference_method
 
-    written_is_float64 = not data.decimal_cells and params.exact == params.exact_as_dtype(FLOAT64)
-    if written_is_float64 and FLOAT64.name in by_dtype:
-        as_written = by_dtype[FLOAT64.name]
-    elif written_is_float64:
-        as_written = _evaluate(problem, params.exact, _exact_data(problem, FLOAT64), False)
-    else:
-        columns, target = data.exact_columns()
-        as_written = _evaluate(
-            problem,
-            params.exact,
-            ExactData(
+        def for_dtype(dtype: DType) -> ReferenceValues:
+            exact_params = params.exact_as_dtype(dtype)
+            return _evaluate_exact(problem, exact_params, _exact_data(problem, dtype))
+
+        def as_written_values() -> ReferenceValues:
+            columns, target = data.exact_columns()
+            exact_data = ExactData(
                 tuple(ExactColumn.from_fractions(c) for c in columns),
                 ExactColumn.from_fractions(target),
-            ),
-            with_bounds=False,
+            )
+            return _evaluate_exact(problem, params.exact, exact_data, with_bounds=False)
+    else:
+        method = HIGHPREC_METHOD
+
+        def for_dtype(dtype: DType) -> ReferenceValues:
+            X, y = problem.inputs(dtype)
+            return _evaluate_highprec(problem, params.as_dtype(dtype), X, y)
+
+        def as_written_values() -> ReferenceValues:
+            columns, target = data.exact_columns()
+            exact_params = {
+                k: np.array(v, dtype=object).reshape(params.values[k].shape)
+                for k, v in params.exact.items()
+            }
+            X = np.array(columns, dtype=object).T.reshape(data.X.shape)
+            return _evaluate_highprec(problem, exact_params, X, np.array(target, dtype=object))
+
+    try:
+        by_dtype: dict[str, ReferenceValues] = {}
+        for dtype in dtypes:
+            same = next((d for d in by_dtype if _same_inputs(problem, d, dtype.name)), None)
+            by_dtype[dtype.name] = by_dtype[same] if same else for_dtype(dtype)
+        written_is_float64 = not data.decimal_cells and params.exact == params.exact_as_dtype(
+            FLOAT64
         )
+        if written_is_float64 and FLOAT64.name in by_dtype:
+            as_written = by_dtype[FLOAT64.name]
+        elif written_is_float64:
+            as_written = for_dtype(FLOAT64)
+        else:
+            as_written = as_written_values()
+    except highprec.UnsupportedOperation as exc:
+        method, as_written = _float64_fallback(problem, str(exc))
+        by_dtype = {dtype.name: as_written for dtype in dtypes}
     rounding = {d.name: _rounding(problem, d, as_written, by_dtype[d.name]) for d in dtypes}
     return Reference(
         name=NAME,
-        method=model.reference_method,
+        method=method,
         as_written=as_written,
         by_dtype=by_dtype,
         rounding=rounding,
         seconds=time.perf_counter() - start,
     )
+
+
+HIGHPREC_METHOD = (
+    f"high-precision autodiff ({highprec.PRECISION_BITS}-bit mpmath) with a running error bound"
+)
 
 
 def _exact_data(problem: Problem, dtype: DType) -> ExactData:
@@ -107,10 +145,7 @@ def _exact_data(problem: Problem, dtype: DType) -> ExactData:
     )
 
 
-def _evaluate(
-    problem: Problem, params: dict, data: ExactData, with_bounds: bool = True
-) -> ReferenceValues:
-    model = problem.model
+def _flattener(problem: Problem):
     shapes = {k: v.shape for k, v in problem.params.values.items()}
 
     def flat(per_param: dict) -> dict:
@@ -120,6 +155,13 @@ def _evaluate(
             for element, value in zip(element_names(name, shapes[name]), values)
         }
 
+    return flat
+
+
+def _evaluate_exact(
+    problem: Problem, params: dict, data: ExactData, with_bounds: bool = True
+) -> ReferenceValues:
+    model, flat = problem.model, _flattener(problem)
     loss, grads = model.exact(params, data)
     if not with_bounds:
         return ReferenceValues(loss, flat(grads))
@@ -129,6 +171,57 @@ def _evaluate(
     return ReferenceValues(
         loss, flat(grads), {"loss": loss_magnitude, **flat(grad_magnitudes)}, depths
     )
+
+
+def _evaluate_highprec(problem: Problem, params: dict, X, y) -> ReferenceValues:
+    flat = _flattener(problem)
+    out, grads = highprec.value_and_grad(problem.model.loss, params, X, y)
+    shapes = {k: v.shape for k, v in problem.params.values.items()}
+    for name, g in grads.items():
+        if g.shape != shapes[name]:
+            raise highprec.UnsupportedOperation(f"gradient of {name} came out with shape {g.shape}")
+
+    def values(node) -> list[Fraction]:
+        return [highprec.to_fraction(v) for v in node.v.ravel()]
+
+    loss = highprec.to_fraction(out.v.reshape(())[()])
+    grad_values = flat({k: values(g) for k, g in grads.items()})
+    magnitudes = {
+        "loss": Fraction(float(out.a)),
+        **flat({k: [Fraction(a) for a in g.a.ravel().tolist()] for k, g in grads.items()}),
+    }
+    coefficients = {
+        "loss": float(out.e),
+        **flat({k: g.e.ravel().tolist() for k, g in grads.items()}),
+    }
+    return ReferenceValues(loss, grad_values, magnitudes, coefficients=coefficients)
+
+
+def _float64_fallback(problem: Problem, why: str) -> tuple[str, ReferenceValues]:
+    """A float64 autodiff reference, for a loss the high-precision reference cannot evaluate.
+
+    Its own error is unknown, so it carries no bound: results held against it are at best
+    inconclusive, and their errors say how far they are from float64 autodiff.
+    """
+    from .backends import BACKENDS, missing_modules
+
+    for name in ("torch-grad", "jax-grad"):
+        if not missing_modules(BACKENDS[name]):
+            output = BACKENDS[name].compute(problem, FLOAT64)
+            flat = _flattener(problem)
+            grads = flat(
+                {
+                    k: [Fraction(x) for x in np.ravel(np.asarray(v, dtype=np.float64)).tolist()]
+                    for k, v in output.grads.items()
+                }
+            )
+            values = ReferenceValues(Fraction(float(np.asarray(output.loss))), grads)
+            return (
+                f"float64 autodiff by {name}, no error bound ({why} is beyond the "
+                "high-precision reference)",
+                values,
+            )
+    raise highprec.UnsupportedOperation(f"{why}, and neither torch nor jax is installed")
 
 
 def _same_inputs(problem: Problem, a: str, b: str) -> bool:

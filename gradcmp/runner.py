@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
 
 from . import environment
-from .agreement import DISAGREE, INCONCLUSIVE, Error, bound, explain, measure, verdict_of, worst
+from .agreement import DISAGREE, INCONCLUSIVE, Error, explain, measure, verdict_of, worst
 from .backends import BACKENDS, missing_modules
 from .dtypes import DType
 from .errors import EXIT_AGREE, EXIT_BACKEND, EXIT_DISAGREE, EXIT_INCONCLUSIVE
@@ -138,8 +139,8 @@ def _run_one(problem: Problem, reference: Reference, name: str, dtype: DType) ->
             v,
             truth[k],
             dtype,
-            exact.magnitudes[k],
-            bound(dtype, rows, exact.depths[k], exact.magnitudes[k]),
+            exact.magnitudes.get(k, Fraction(0)),
+            exact.bound(k, dtype, rows),
         )
         for k, v in values.items()
     }

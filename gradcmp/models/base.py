@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
@@ -27,7 +27,14 @@ ExactFn = Callable[[Mapping[str, tuple[Fraction, ...]], ExactData], tuple[Fracti
 
 @dataclass(frozen=True)
 class Model:
-    """A built-in model: its loss, its parameters, and the hand-derived and exact gradients."""
+    """A loss with its parameters, and what else it brings.
+
+    Built-in models and user loss files are both Models. ``native`` (a hand-derived gradient in
+    plain loops) is optional: without it the ``native`` backend is skipped. ``exact``,
+    ``magnitudes`` and ``rounding_depth`` are optional too: a model that has them (``linear``)
+    gets an exact reference and a proven bound; any other is referenced by the high-precision
+    autodiff of ``highprec.py`` with its running error bound.
+    """
 
     name: str
     formula: str
@@ -35,14 +42,30 @@ class Model:
     # n_features -> {name: shape}
     param_shapes: Callable[[int], dict[str, tuple[int, ...]]]
     loss: LossFn
-    native: NativeFn
-    exact: ExactFn
+    native: NativeFn | None = None
+    exact: ExactFn | None = None
     # The agreement rule's M per output (exact, same shape as ``exact``'s result) and c per
     # output name ("loss" and each parameter name) for n_features; see agreement.bound.
-    magnitudes: ExactFn
-    rounding_depth: Callable[[int], dict[str, int]]
-    reference_method: str
+    magnitudes: ExactFn | None = None
+    rounding_depth: Callable[[int], dict[str, int]] | None = None
+    reference_method: str = ""
+    # framework ("torch", "jax", "numpy") -> loss(params, X, y): that framework's own code
+    # (one side of a port), used by its backends instead of the generic ``loss``.
+    framework_losses: Mapping[str, Callable] = field(default_factory=dict)
+    # n_features -> {name: initial array}; default zeros of param_shapes.
+    initial: Callable[[int], dict[str, np.ndarray]] | None = None
+    # Where the model comes from: "built-in" or the loss file's path.
+    source: str = "built-in"
 
     def initial_params(self, n_features: int) -> dict[str, np.ndarray]:
-        """Zeros, as in the seed (θ = 0)."""
+        """The starting point: the model's own, else zeros (as in the seed, θ = 0)."""
+        if self.initial is not None:
+            return self.initial(n_features)
         return {k: np.zeros(s) for k, s in self.param_shapes(n_features).items()}
+
+    def loss_for(self, framework: str, xp) -> tuple[Callable, str]:
+        """(loss(params, X, y), which code it is) for a backend of ``framework``."""
+        own = self.framework_losses.get(framework)
+        if own is not None:
+            return own, f"loss_{framework}"
+        return (lambda params, X, y: self.loss(params, X, y, xp)), "loss"
