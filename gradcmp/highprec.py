@@ -669,8 +669,9 @@ def _topological(out: Tracked) -> list[Tracked]:
 
 def to_fraction(value) -> Fraction:
     """An mpmath number as the exact rational it is."""
-    # (mpmath.mpf(value) would round to the default 53 bits.)
-    mantissa, exponent = (
-        value.man_exp if isinstance(value, mpmath.mpf) else mpmath.mpf(value).man_exp
-    )
-    return Fraction(mantissa) * Fraction(2) ** exponent
+    # (mpmath.mpf(value) would round an mpf to the default 53 bits; man_exp drops the sign.)
+    number = value if isinstance(value, mpmath.mpf) else mpmath.mpf(value)
+    sign, mantissa, exponent, _ = number._mpf_
+    if not mantissa and exponent:  # ±inf or nan
+        raise ValueError(f"the loss or its gradient is {number}")
+    return (-1) ** sign * Fraction(mantissa) * Fraction(2) ** exponent
