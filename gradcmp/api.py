@@ -14,6 +14,7 @@ import numpy as np
 
 from . import baseline as baseline_module
 from . import data as data_module
+from . import lossfile
 from .backends import BACKENDS, parse_backends
 from .dtypes import parse_dtypes
 from .errors import UsageError
@@ -27,11 +28,12 @@ DEFAULT_DTYPES = "float32,float64"
 
 def compare(
     data,
-    model: str = "linear",
+    model: str | None = None,
+    *,
+    loss: str | os.PathLike | None = None,
     params: Mapping[str, object] | Sequence[str] | None = None,
     backends: Sequence[str] | str | None = None,
     dtypes: Sequence[str] | str | None = None,
-    *,
     target: str = "y",
     strict: bool = False,
 ) -> Report:
@@ -39,7 +41,8 @@ def compare(
 
     Args:
         data: a CSV path, or an ``(X, y)`` pair of arrays (X of shape (n, d) or (n,)).
-        model: a built-in model name (``gradcmp models``).
+        model: a built-in model name (``gradcmp models``); default ``linear``.
+        loss: instead of ``model``, a loss file (DESIGN.md's contract: PARAMS, loss, …).
         params: initial values, ``{"theta1": 0.5}`` or ``["theta1=0.5"]``; default zeros.
         backends: names (list or comma-separated); default every registered backend, a
             missing one skipped. Named backends that are missing or fail set exit code 3.
@@ -57,15 +60,18 @@ def compare(
         dataset_source, arrays = None, data
     else:
         raise UsageError("data must be a path or an (X, y) pair of arrays")
+    if model is not None and loss is not None:
+        raise UsageError("give a model or a loss file, not both")
     return _run(
         dataset_source,
         arrays,
         target,
-        model,
+        model or "linear",
         _join(backends),
         _join(dtypes) or DEFAULT_DTYPES,
         params or (),
         strict,
+        None if loss is None else os.fspath(loss),
     )
 
 
@@ -78,8 +84,9 @@ def run_from_options(
     params: Sequence[str] = (),
     strict: bool = False,
     baseline: str | None = None,
+    loss: str | None = None,
 ) -> Report:
-    report = _run(data, None, target, model, backends, dtypes, params, strict)
+    report = _run(data, None, target, model, backends, dtypes, params, strict, loss)
     if baseline:
         saved = baseline_module.load(baseline)
         comparison = baseline_module.compare_with(report, saved, baseline)
@@ -87,9 +94,9 @@ def run_from_options(
     return report
 
 
-def _run(data, arrays, target, model, backends, dtypes, params, strict) -> Report:
+def _run(data, arrays, target, model, backends, dtypes, params, strict, loss=None) -> Report:
     # Parse every option before reading data, so a typo is reported before any slow work.
-    chosen_model = get_model(model)
+    chosen_model = lossfile.load(loss) if loss is not None else get_model(model)
     backend_names = parse_backends(backends) if backends else list(BACKENDS)
     chosen_dtypes = parse_dtypes(dtypes)
     start = time.perf_counter()
@@ -100,6 +107,8 @@ def _run(data, arrays, target, model, backends, dtypes, params, strict) -> Repor
     load_seconds = time.perf_counter() - start
     initial = Params.from_arrays(chosen_model.initial_params(dataset.features))
     problem = Problem(chosen_model, dataset, _with_params(initial, params))
+    if chosen_model.source != "built-in":
+        lossfile.preflight(problem)
     report = run(
         problem, backend_names, chosen_dtypes, explicit_backends=bool(backends), strict=strict
     )

@@ -81,7 +81,15 @@ def cli() -> None:
     help="CSV file with a header row [default: the bundled seed data, xy.csv].",
 )
 @click.option("--target", default="y", show_default=True, help="Name of the target column.")
-@click.option("--model", "model_name", default="linear", show_default=True, help="Built-in model.")
+@click.option(
+    "--model", "model_name", default=None, help="Built-in model (gradcmp models) [default: linear]."
+)
+@click.option(
+    "--loss",
+    "loss_path",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="A loss file (PARAMS, loss(params, X, y, xp), optional loss_torch/loss_jax/…).",
+)
 @click.option(
     "-b",
     "--backend",
@@ -136,6 +144,7 @@ def run(
     data_path,
     target,
     model_name,
+    loss_path,
     backend_list,
     dtype_list,
     param_list,
@@ -152,11 +161,15 @@ def run(
     named with -b is missing or failed, 4 inconclusive under --strict, 70 internal error.
     """
     from . import api
+    from .errors import UsageError
 
+    if model_name and loss_path:
+        raise UsageError("--model and --loss exclude each other", hint="give one of them")
     report = api.run_from_options(
         data=data_path,
         target=target,
-        model=model_name,
+        model=model_name or "linear",
+        loss=loss_path,
         backends=",".join(backend_list) or None,
         dtypes=dtype_list,
         params=param_list,

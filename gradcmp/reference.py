@@ -75,7 +75,7 @@ def compute_reference(problem: Problem, dtypes: list[DType]) -> Reference:
     start = time.perf_counter()
     model, data, params = problem.model, problem.data, problem.params
     if model.exact is not None:
-        method = model.reference_method
+        name, method = NAME, model.reference_method
 
         def for_dtype(dtype: DType) -> ReferenceValues:
             exact_params = params.exact_as_dtype(dtype)
@@ -89,7 +89,7 @@ def compute_reference(problem: Problem, dtypes: list[DType]) -> Reference:
             )
             return _evaluate_exact(problem, params.exact, exact_data, with_bounds=False)
     else:
-        method = HIGHPREC_METHOD
+        name, method = HIGHPREC_NAME, HIGHPREC_METHOD
 
         def for_dtype(dtype: DType) -> ReferenceValues:
             X, y = problem.inputs(dtype)
@@ -119,11 +119,11 @@ def compute_reference(problem: Problem, dtypes: list[DType]) -> Reference:
         else:
             as_written = as_written_values()
     except highprec.UnsupportedOperation as exc:
-        method, as_written = _float64_fallback(problem, str(exc))
+        name, method, as_written = _float64_fallback(problem, str(exc))
         by_dtype = {dtype.name: as_written for dtype in dtypes}
     rounding = {d.name: _rounding(problem, d, as_written, by_dtype[d.name]) for d in dtypes}
     return Reference(
-        name=NAME,
+        name=name,
         method=method,
         as_written=as_written,
         by_dtype=by_dtype,
@@ -132,6 +132,7 @@ def compute_reference(problem: Problem, dtypes: list[DType]) -> Reference:
     )
 
 
+HIGHPREC_NAME = "highprec"
 HIGHPREC_METHOD = (
     f"high-precision autodiff ({highprec.PRECISION_BITS}-bit mpmath) with a running error bound"
 )
@@ -197,7 +198,7 @@ def _evaluate_highprec(problem: Problem, params: dict, X, y) -> ReferenceValues:
     return ReferenceValues(loss, grad_values, magnitudes, coefficients=coefficients)
 
 
-def _float64_fallback(problem: Problem, why: str) -> tuple[str, ReferenceValues]:
+def _float64_fallback(problem: Problem, why: str) -> tuple[str, str, ReferenceValues]:
     """A float64 autodiff reference, for a loss the high-precision reference cannot evaluate.
 
     Its own error is unknown, so it carries no bound: results held against it are at best
@@ -216,11 +217,11 @@ def _float64_fallback(problem: Problem, why: str) -> tuple[str, ReferenceValues]
                 }
             )
             values = ReferenceValues(Fraction(float(np.asarray(output.loss))), grads)
-            return (
+            method = (
                 f"float64 autodiff by {name}, no error bound ({why} is beyond the "
-                "high-precision reference)",
-                values,
+                "high-precision reference)"
             )
+            return "float64", method, values
     raise highprec.UnsupportedOperation(f"{why}, and neither torch nor jax is installed")
 
 

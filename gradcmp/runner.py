@@ -12,8 +12,10 @@ import numpy as np
 from . import environment
 from .agreement import DISAGREE, INCONCLUSIVE, Error, explain, measure, verdict_of, worst
 from .backends import BACKENDS, missing_modules
+from .backends.base import SkipBackend
 from .dtypes import DType
 from .errors import EXIT_AGREE, EXIT_BACKEND, EXIT_DISAGREE, EXIT_INCONCLUSIVE
+from .lossfile import where_in_file
 from .params import element_names
 from .problem import Problem
 from .reference import Reference, compute_reference
@@ -37,6 +39,7 @@ class Result:
     note: str = ""
     verdict: str | None = None  # agree | disagree | inconclusive; None unless status is ok
     why: str = ""  # one line for a verdict other than agree
+    side: str = ""  # the loss file's function that ran (loss, loss_torch, grad_native, …)
 
 
 @dataclass(frozen=True)
@@ -128,12 +131,19 @@ def _run_one(problem: Problem, reference: Reference, name: str, dtype: DType) ->
         output = BACKENDS[name].compute(problem, dtype)
         seconds = time.perf_counter() - start
         loss, grads = _flatten(problem, output.loss, output.grads)
+    except SkipBackend as exc:
+        return Result(name, dtype.name, SKIPPED, note=str(exc))
     except Exception as exc:  # the backend under test failed; the others still run
         seconds = time.perf_counter() - start
-        return Result(name, dtype.name, FAILED, seconds=seconds, note=_one_line(exc))
+        note = _one_line(exc)
+        if problem.model.source != "built-in":  # point into the user's loss file
+            where = where_in_file(exc, problem.model.source)
+            note = f"{where}: {note}" if ":" in where.removeprefix(problem.model.source) else note
+        return Result(name, dtype.name, FAILED, seconds=seconds, note=note)
     exact = reference.by_dtype[dtype.name]
     truth, rows = exact.outputs(), problem.data.rows
-    values = {"loss": loss, **grads}
+    # A hand-derived gradient may come without its loss value: then only gradients count.
+    values = {"loss": loss, **grads} if loss is not None else dict(grads)
     errors = {
         k: measure(
             v,
@@ -159,12 +169,13 @@ def _run_one(problem: Problem, reference: Reference, name: str, dtype: DType) ->
         "; ".join(notes),
         verdict_of(errors),
         explain(errors, truth, dtype, rows),
+        output.side if problem.model.source != "built-in" else "",
     )
 
 
-def _flatten(problem: Problem, loss, grads) -> tuple[float, dict[str, float]]:
+def _flatten(problem: Problem, loss, grads) -> tuple[float | None, dict[str, float]]:
     """Check the shapes a backend returned and flatten to element names → Python floats."""
-    loss_array = np.asarray(loss)
+    loss_array = np.asarray(loss if loss is not None else np.nan)
     if loss_array.size != 1:
         raise OutputError(f"loss has shape {loss_array.shape}, expected a scalar")
     expected = problem.params.values
@@ -176,7 +187,7 @@ def _flatten(problem: Problem, loss, grads) -> tuple[float, dict[str, float]]:
         if g.shape != value.shape:
             raise OutputError(f"gradient of {name} has shape {g.shape}, expected {value.shape}")
         flat.update(zip(element_names(name, value.shape), g.astype(np.float64).ravel().tolist()))
-    return float(loss_array.reshape(())), flat
+    return (None if loss is None else float(loss_array.reshape(()))), flat
 
 
 def _one_line(exc: BaseException) -> str:

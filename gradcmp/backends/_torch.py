@@ -1,4 +1,5 @@
-"""What the torch backends share: inputs handed to torch without copying, fresh leaves."""
+"""What the torch backends share: inputs handed to torch without copying, fresh leaves, and
+the loss a torch backend differentiates (the file's ``loss_torch``, else the generic one)."""
 
 from __future__ import annotations
 
@@ -25,3 +26,11 @@ def torch_inputs(problem: Problem, dtype: DType):
         for k, v in problem.params.as_dtype(dtype).items()
     }
     return params, X_t, y_t
+
+
+def torch_loss(problem: Problem):
+    """(loss(params, X, y), side): ``loss_torch`` where the model has one, else the generic
+    loss with ``xp`` = array-api-compat's torch namespace."""
+    import array_api_compat.torch as xp
+
+    return problem.model.loss_for("torch", xp)

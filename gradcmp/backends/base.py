@@ -18,6 +18,9 @@ class Output:
     loss: Any
     grads: Mapping[str, Any]
     notes: tuple[str, ...] = ()
+    # Which of a loss file's functions produced it ("loss", "loss_torch", "grad_native" …):
+    # the side of a port. Empty for built-in models.
+    side: str = ""
 
 
 class Backend(Protocol):
@@ -36,3 +39,7 @@ class Backend(Protocol):
 
 def missing_modules(backend: Backend) -> list[str]:
     return [m for m in backend.requires if importlib.util.find_spec(m) is None]
+
+
+class SkipBackend(Exception):
+    """Raised by ``compute`` when this backend cannot run this problem (the reason says why)."""

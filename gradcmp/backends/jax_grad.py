@@ -33,11 +33,13 @@ class JaxGrad:
             X, y = jnp.asarray(X_np), jnp.asarray(y_np)
             params = {k: jnp.asarray(v) for k, v in problem.params.as_dtype(dtype).items()}
 
+            loss_fn, which = problem.model.loss_for("jax", jnp)
+
             def loss_of(p):
-                return problem.model.loss(p, X, y, jnp)
+                return loss_fn(p, X, y)
 
             loss, grads = jax.value_and_grad(loss_of)(params)
             loss, grads = np.asarray(loss), {k: np.asarray(g) for k, g in grads.items()}
         if loss.dtype != np.dtype(dtype.name):
             raise RuntimeError(f"computed in {loss.dtype}, not {dtype.name}")
-        return Output(loss, grads)
+        return Output(loss, grads, side=which)

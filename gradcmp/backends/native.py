@@ -6,7 +6,7 @@ import numpy as np
 
 from ..dtypes import DType
 from ..problem import Problem
-from .base import Output
+from .base import Output, SkipBackend
 
 # Python floats are float64; numpy's float32 scalars keep every operation in float32
 # (NEP 50: a Python int or float operand does not promote a numpy float32).
@@ -23,6 +23,11 @@ class Native:
         pass
 
     def compute(self, problem: Problem, dtype: DType) -> Output:
+        model = problem.model
+        if model.native is None:
+            raise SkipBackend(f"{model.name} has no hand-derived gradient (grad_native)")
+        if dtype.name not in model.native_dtypes:
+            raise SkipBackend(f"{model.name}'s hand-derived gradient computes in Python floats")
         scalar = SCALARS[dtype.name]
         X, y = problem.inputs(dtype)
         if scalar is float:
@@ -31,6 +36,7 @@ class Native:
         else:
             rows, target = [list(r) for r in X], list(y)
             params = {k: list(v.ravel()) for k, v in problem.params.as_dtype(dtype).items()}
-        loss, grads = problem.model.native(params, rows, target, scalar)
+        loss, grads = model.native(params, rows, target, scalar)
         shapes = {k: v.shape for k, v in problem.params.values.items()}
-        return Output(loss, {k: np.reshape(np.array(g), shapes[k]) for k, g in grads.items()})
+        grads = {k: np.reshape(np.array(g), shapes[k]) for k, g in grads.items()}
+        return Output(loss, grads, side="grad_native")

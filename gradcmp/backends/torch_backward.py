@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..dtypes import DType
 from ..problem import Problem
-from ._torch import torch_inputs
+from ._torch import torch_inputs, torch_loss
 from .base import Output
 
 
@@ -22,10 +22,12 @@ class TorchBackward:
 
         # Fresh leaves every call: .grad accumulates across backward() calls on the same leaf.
         params, X, y = torch_inputs(problem, dtype)
+        loss_fn, side = torch_loss(problem)
         with torch.enable_grad():
-            loss = problem.model.loss(params, X, y, torch)
+            loss = loss_fn(params, X, y)
             loss.backward()
         unused = [k for k, p in params.items() if p.grad is None]
         if unused:
             raise RuntimeError(f".grad is None for {', '.join(unused)}: not used by the loss")
-        return Output(loss.detach().numpy(), {k: p.grad.numpy() for k, p in params.items()})
+        grads = {k: p.grad.numpy() for k, p in params.items()}
+        return Output(loss.detach().numpy(), grads, side=side)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..dtypes import DType
 from ..problem import Problem
-from ._torch import torch_inputs
+from ._torch import torch_inputs, torch_loss
 from .base import Output
 
 
@@ -21,7 +21,9 @@ class TorchGrad:
         import torch
 
         params, X, y = torch_inputs(problem, dtype)
+        loss_fn, side = torch_loss(problem)
         with torch.enable_grad():
-            loss = problem.model.loss(params, X, y, torch)
+            loss = loss_fn(params, X, y)
             grads = torch.autograd.grad(loss, list(params.values()))
-        return Output(loss.detach().numpy(), dict(zip(params, (g.numpy() for g in grads))))
+        grads = dict(zip(params, (g.numpy() for g in grads)))
+        return Output(loss.detach().numpy(), grads, side=side)

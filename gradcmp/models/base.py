@@ -43,6 +43,7 @@ class Model:
     param_shapes: Callable[[int], dict[str, tuple[int, ...]]]
     loss: LossFn
     native: NativeFn | None = None
+    native_dtypes: tuple[str, ...] = ("float64", "float32")
     exact: ExactFn | None = None
     # The agreement rule's M per output (exact, same shape as ``exact``'s result) and c per
     # output name ("loss" and each parameter name) for n_features; see agreement.bound.
@@ -64,8 +65,10 @@ class Model:
         return {k: np.zeros(s) for k, s in self.param_shapes(n_features).items()}
 
     def loss_for(self, framework: str, xp) -> tuple[Callable, str]:
-        """(loss(params, X, y), which code it is) for a backend of ``framework``."""
+        """(loss(params, X, y), which code it is) for a backend of ``framework``; the code is
+        named only for a loss file, where it tells the sides of a port apart."""
+        named = self.source != "built-in"
         own = self.framework_losses.get(framework)
         if own is not None:
             return own, f"loss_{framework}"
-        return (lambda params, X, y: self.loss(params, X, y, xp)), "loss"
+        return (lambda params, X, y: self.loss(params, X, y, xp)), "loss" if named else ""

@@ -59,6 +59,7 @@ def _result(r: Result) -> dict:
         "backend": r.backend,
         "dtype": r.dtype,
         "status": r.status,
+        "side": r.side,
         "verdict": r.verdict,
         "why": r.why,
         "loss": number(r.loss),

@@ -33,6 +33,9 @@ def render(report: Report) -> str:
         if r.status == OK:
             cells = []
             for k in outputs:
+                if k not in r.errors:
+                    cells.append("—")
+                    continue
                 value = r.loss if k == "loss" else r.grads[k]
                 first, second = error_lines(r.errors[k])
                 cells.append(f"`{value!r}`<br>{first}<br>{second}")

@@ -95,13 +95,17 @@ def build(report: Report, plain: bool = False) -> Table:
     for r in report.results:
         if r.status == OK:
             verdict = Text(r.verdict, style=VERDICT_STYLE[r.verdict])
-            cells = [_cell(r.loss, r.errors["loss"])]
-            cells += [_cell(r.grads[k], r.errors[k]) for k in outputs[1:]]
+            values = {"loss": r.loss, **r.grads}
+            cells = [
+                _cell(values[k], r.errors[k]) if k in r.errors else Text("—", style="dim")
+                for k in outputs
+            ]
         else:
             verdict = Text(r.status, style="red" if r.status == "failed" else "dim")
             cells = [Text("—", style="dim")] * len(outputs)
         timing = [] if plain else [seconds_text(r.seconds)]
-        table.add_row(r.backend, r.dtype, verdict, *cells, *timing)
+        backend = f"{r.backend}\n({r.side})" if r.side else r.backend
+        table.add_row(backend, r.dtype, verdict, *cells, *timing)
     return table
 
 
@@ -153,7 +157,8 @@ def verdict_lines(report: Report) -> list[str]:
     lines = [f"verdict: {report.verdict} ({counts or 'no backend produced a result'})"]
     for r in report.results:
         if r.why:
-            lines.append(f"  {r.backend} {r.dtype}: {r.verdict}: {r.why}")
+            side = f" ({r.side})" if r.side else ""
+            lines.append(f"  {r.backend} {r.dtype}{side}: {r.verdict}: {r.why}")
         if r.note:
             lines.append(f"  {r.backend} {r.dtype}: {r.status}: {r.note}")
     return lines

@@ -1,0 +1,176 @@
+"""User loss files (``--loss FILE.py``): the contract of DESIGN.md, loaded into a Model.
+
+A loss file is code: gradcmp imports it the way pytest imports a conftest.py, so it runs with
+the user's permissions. It defines
+
+    PARAMS = {"theta0": 0.0, "w": [0.0, 0.0]}   # names → initial values (scalars, nested lists)
+    def loss(params, X, y, xp): ...             # generic, written once against ``xp``
+    def loss_torch(params, X, y): ...           # optional: one framework's own implementation
+    def loss_jax(params, X, y): ...             #   (the two sides of a port)
+    def loss_numpy(params, X, y): ...
+    def grad_native(params, X, y): ...          # optional: hand-derived gradient, Python floats
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+from .models.base import Model
+from .params import ELEMENT
+
+FRAMEWORKS = ("torch", "jax", "numpy")
+
+
+def load(path: str | Path) -> Model:
+    path = Path(path)
+    module = _import(path)
+    name = str(path)
+    params = getattr(module, "PARAMS", None)
+    if params is None:
+        raise InputError("defines no PARAMS", where=name, hint='add PARAMS = {"theta0": 0.0, ...}')
+    initial = _initial_params(params, name)
+    loss = getattr(module, "loss", None)
+    if not callable(loss):
+        raise InputError(
+            "defines no function loss(params, X, y, xp)",
+            where=name,
+            hint="the generic loss is the specification every side is held against",
+        )
+    framework_losses = {}
+    for framework in FRAMEWORKS:
+        own = getattr(module, f"loss_{framework}", None)
+        if own is not None:
+            if not callable(own):
+                raise InputError(f"loss_{framework} is not a function", where=name)
+            framework_losses[framework] = own
+    grad_native = getattr(module, "grad_native", None)
+    doc = (loss.__doc__ or "").strip().splitlines()
+    shapes = {k: v.shape for k, v in initial.items()}
+    return Model(
+        name=path.name,
+        formula=doc[0] if doc else f"loss() in {path.name}",
+        description=f"user loss file {name}",
+        param_shapes=lambda n_features: dict(shapes),
+        loss=loss,
+        native=_native_adapter(grad_native, shapes) if callable(grad_native) else None,
+        native_dtypes=("float64",),
+        framework_losses=framework_losses,
+        initial=lambda n_features: {k: v.copy() for k, v in initial.items()},
+        source=name,
+    )
+
+
+def _import(path: Path):
+    if not path.is_file():
+        what = "is a directory" if path.is_dir() else "no such file"
+        raise InputError(what, where=str(path), hint="give the path of a Python file")
+    module_name = f"gradcmp_loss_{abs(hash(str(path.resolve())))}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise InputError("cannot be imported as Python", where=str(path))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        del sys.modules[module_name]
+        raise InputError(
+            f"syntax error: {exc.msg}", where=f"{path}:{exc.lineno}", hint="fix the file"
+        ) from None
+    except Exception as exc:
+        del sys.modules[module_name]
+        raise InputError(
+            f"importing it raised {type(exc).__name__}: {_first_line(exc)}",
+            where=where_in_file(exc, path),
+        ) from None
+    return module
+
+
+def where_in_file(exc: BaseException, path: Path | str) -> str:
+    """``FILE:LINE`` of the deepest frame of ``exc``'s traceback that is in ``path``."""
+    target = str(Path(path).resolve())
+    line = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if str(Path(frame.filename).resolve()) == target:
+            line = frame.lineno
+    return f"{path}:{line}" if line else str(path)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else ""
+
+
+def _initial_params(params, where: str) -> dict[str, np.ndarray]:
+    if not isinstance(params, dict) or not params:
+        raise InputError(
+            "PARAMS is not a non-empty dict of name → value",
+            where=where,
+            hint='write PARAMS = {"theta0": 0.0, "w": [0.0, 0.0]}',
+        )
+    initial = {}
+    for key, value in params.items():
+        if not isinstance(key, str) or not ELEMENT.match(key) or "[" in key or key == "loss":
+            raise InputError(
+                f"PARAMS name {key!r} is not a Python identifier (or is 'loss')", where=where
+            )
+        try:
+            array = np.array(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise InputError(
+                f"PARAMS[{key!r}] is not a number or a nested list of numbers", where=where
+            ) from None
+        if not np.isfinite(array).all():
+            raise InputError(f"PARAMS[{key!r}] is not finite", where=where)
+        initial[key] = array
+    return initial
+
+
+def _native_adapter(grad_native, shapes: dict[str, tuple[int, ...]]):
+    """``grad_native(params, X, y)`` (Python floats and nested lists) as a Model.native.
+
+    It returns {name: gradient} or (loss, {name: gradient}); values are numbers or nested
+    lists shaped like the parameter.
+    """
+
+    def native(params, rows, target, scalar):
+        nested = {k: np.reshape(v, shapes[k]).tolist() for k, v in params.items()}
+        answer = grad_native(nested, rows, target)
+        loss, grads = answer if isinstance(answer, tuple) else (None, answer)
+        if not isinstance(grads, dict):
+            raise TypeError(f"grad_native returned {type(grads).__name__}, not a dict")
+        return loss, {
+            k: np.ravel(np.asarray(v, dtype=np.float64)).tolist() for k, v in grads.items()
+        }
+
+    return native
+
+
+def preflight(problem) -> None:
+    """Run the generic loss once in numpy float64, so that a loss that cannot run on this data
+    (a parameter that does not fit, a non-scalar result) is a usage error naming the line,
+    not a failure of every backend."""
+    model = problem.model
+    X, y = problem.data.X, problem.data.y
+    params = {k: v.copy() for k, v in problem.params.values.items()}
+    try:
+        with np.errstate(all="ignore"):
+            value = model.loss(params, X, y, np)
+    except Exception as exc:
+        raise InputError(
+            f"loss() raised {type(exc).__name__}: {_first_line(exc)}",
+            where=where_in_file(exc, model.source),
+            hint="check PARAMS' shapes against the data's features",
+        ) from None
+    if np.size(value) != 1:
+        raise InputError(
+            f"loss() returned an array of shape {np.shape(value)}, not a scalar",
+            where=model.source,
+            hint="reduce it, e.g. with xp.mean",
+        )
