@@ -1,0 +1,162 @@
+"""User loss files: the port-bug suite (caught on the side that is off, clean twin passes) and
+one clear error for every broken file."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+from click.testing import CliRunner
+
+from gradcmp.cli import cli
+
+# The clean port: the generic spec, the torch original and the JAX port of the seed's loss,
+# at θ = (0.5, −1.25) so that no term vanishes. Bugs are planted by replacing one line.
+PORT = textwrap.dedent(
+    '''
+    PARAMS = {"theta0": 0.5, "theta1": -1.25}
+
+    def loss(params, X, y, xp):
+        """L = mean((theta0 + theta1·x − y)²) / 2"""
+        r = params["theta0"] + params["theta1"] * X[:, 0] - y
+        return xp.mean(r * r) / 2
+
+    def loss_torch(params, X, y):
+        import torch
+        r = params["theta0"] + params["theta1"] * X[:, 0] - y  # TORCH RESIDUAL
+        return torch.mean(r ** 2) / 2  # TORCH REDUCTION
+
+    def loss_jax(params, X, y):
+        import jax.numpy as jnp
+        r = params["theta0"] + params["theta1"] * X[:, 0] - y  # JAX RESIDUAL
+        return jnp.mean(r ** 2) / 2  # JAX REDUCTION
+    '''
+)
+
+# (name, side, the line replaced, its buggy version)
+PORT_BUGS = [
+    ("missing-half", "loss_jax", "return jnp.mean(r ** 2) / 2", "return jnp.mean(r ** 2)"),
+    (
+        "n-1-divisor",
+        "loss_jax",
+        "return jnp.mean(r ** 2) / 2",
+        "return jnp.sum(r ** 2) / (2 * (r.shape[0] - 1))",
+    ),
+    (
+        "dropped-row",
+        "loss_torch",
+        "return torch.mean(r ** 2) / 2",
+        "return torch.mean(r[:-1] ** 2) / 2",
+    ),
+    (
+        "broadcast-(n,1)-(n,)",
+        "loss_jax",
+        'r = params["theta0"] + params["theta1"] * X[:, 0] - y  # JAX RESIDUAL',
+        'r = params["theta0"] + params["theta1"] * X - y  # (n,1) − (n,) is (n,n)',
+    ),
+    (
+        "float32-downcast",
+        "loss_torch",
+        "return torch.mean(r ** 2) / 2",
+        "return (torch.mean(r.float() ** 2) / 2).double()",
+    ),
+    (
+        "sign-error",
+        "loss_torch",
+        'r = params["theta0"] + params["theta1"] * X[:, 0] - y  # TORCH RESIDUAL',
+        'r = params["theta0"] - params["theta1"] * X[:, 0] - y',
+    ),
+]
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, list(args))
+
+
+def write(tmp_path, text, name="port.py"):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_clean_port_agrees(tmp_path):
+    result = invoke("run", "--loss", write(tmp_path, PORT), "--format", "json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["verdict"] == "agree"
+    assert report["reference"]["name"] == "highprec"
+    sides = {(r["backend"], r["side"]) for r in report["results"] if r["status"] == "ok"}
+    assert ("torch-grad", "loss_torch") in sides and ("jax-grad", "loss_jax") in sides
+
+
+@pytest.mark.parametrize(("name", "side", "old", "new"), PORT_BUGS, ids=[b[0] for b in PORT_BUGS])
+def test_port_bug_is_caught_in_float64_on_its_side(tmp_path, name, side, old, new):
+    assert old in PORT
+    path = write(tmp_path, PORT.replace(old, new))
+    result = invoke("run", "--loss", path, "--dtype", "float64", "--format", "plain")
+    assert result.exit_code == 1, result.output
+    lines = result.output.splitlines()
+    # The verdict lines name the backend, the side that is off and the parameter (or loss).
+    off = [line for line in lines if ": disagree: " in line]
+    assert off and all(f"({side}): disagree: " in line for line in off), off
+    assert all(
+        line.split(": disagree: ")[1].split(" is ")[0] in {"loss", "theta0", "theta1"}
+        for line in off
+    )
+    # The other side still agrees.
+    other = "loss_torch" if side == "loss_jax" else "loss_jax"
+    report = json.loads(
+        invoke("run", "--loss", path, "--dtype", "float64", "--format", "json").output
+    )
+    assert {r["verdict"] for r in report["results"] if r["side"] == other} == {"agree"}
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "fragment"),
+    [
+        ("def loss(params, X, y, xp):\n    return 0\n", None, "defines no PARAMS"),
+        ("PARAMS = {'a': 0.0}\n", None, "defines no function loss"),
+        ("PARAMS = {'a': 0.0}\ndef loss(params, X, y, xp)\n    return 0\n", 2, "syntax error"),
+        ("import os\nPARAMS = {'a': 0.0}\nraise RuntimeError('boom')\n", 3, "RuntimeError: boom"),
+        ("PARAMS = []\ndef loss(params, X, y, xp):\n    return 0\n", None, "PARAMS is not"),
+        ("PARAMS = {'a': 'x'}\ndef loss(params, X, y, xp):\n    return 0\n", None, "not a number"),
+        ("PARAMS = {'a b': 0.0}\ndef loss(params, X, y, xp):\n    return 0\n", None, "identifier"),
+        (
+            "PARAMS = {'w': [0.0, 0.0]}\ndef loss(params, X, y, xp):\n"
+            "    return xp.mean(X @ params['w'] - y)\n",
+            3,
+            "loss() raised ValueError",
+        ),
+        (
+            "PARAMS = {'w': 0.0}\ndef loss(params, X, y, xp):\n    return X[:, 0] * params['w']\n",
+            None,
+            "returned an array of shape (6,), not a scalar",
+        ),
+    ],
+)
+def test_broken_loss_files_exit_2_with_one_line(tmp_path, text, line, fragment):
+    path = write(tmp_path, text)
+    result = invoke("run", "--loss", path)
+    assert result.exit_code == 2, result.output
+    (message,) = result.stderr.splitlines()
+    where = f"{path}:{line}: " if line else f"{path}: "
+    assert message.startswith(f"gradcmp: error: {where}"), message
+    assert fragment in message
+
+
+def test_missing_loss_file_and_model_with_loss(tmp_path):
+    result = invoke("run", "--loss", str(tmp_path / "nope.py"))
+    assert result.exit_code == 2 and "no such file" in result.stderr
+    result = invoke("run", "--loss", write(tmp_path, PORT), "--model", "linear")
+    assert result.exit_code == 2 and "exclude each other" in result.stderr
+
+
+def test_a_side_that_raises_is_failed_with_its_line(tmp_path):
+    text = PORT.replace("return jnp.mean(r ** 2) / 2", "return jnp.mean(r ** 2) / undefined_name")
+    path = write(tmp_path, text)
+    result = invoke("run", "--loss", path, "-b", "jax-grad", "--format", "json")
+    assert result.exit_code == 3
+    (r, _) = json.loads(result.output)["results"]
+    assert r["status"] == "failed"
+    assert r["note"].startswith(f"{path}:17: NameError")
