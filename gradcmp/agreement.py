@@ -10,11 +10,14 @@ terms, each computed with at most c roundings. For any summation order — seque
 blocked, numpy's, torch's, XLA's — Higham's bound (Accuracy and Stability of Numerical
 Algorithms, 2nd ed., §3.1 and §4.2, with Lemma 3.3 to combine the γ's) gives
 
-    |computed − exact| ≤ τ = γ_{n−1+c}(u) · M + n·(c+1)·η,   γ_m(u) = m·u / (1 − m·u),
+    |computed − exact| ≤ τ = γ_{n−1+c}(u) · M + W·η,   γ_m(u) = m·u / (1 − m·u),
 
 where u is the unit roundoff of the dtype used, M is the same sum with every term and factor
-replaced by its absolute value, and η = 2**(emin − p) bounds the absolute error of one
-rounding that underflows. τ, the errors and their ratio are all evaluated exactly.
+replaced by its absolute value, η = 2**emin (the smallest normal number) bounds the absolute
+error of one operation whose result or operand underflows — also where it is flushed to zero,
+as XLA on CPU does — and W counts such errors, each weighted by how much the operations after
+it can amplify it (the model's ``underflow_weights``). τ, the errors and their ratio are all
+evaluated exactly.
 """
 
 from __future__ import annotations
@@ -52,9 +55,14 @@ class Error:
     ratio: float
     magnitude: float
     resolution: float
+    # The exact value is beyond the dtype's range and the backend returned the infinity it
+    # rounds to: correct, but nothing can be checked.
+    out_of_range: bool = False
 
     @property
     def verdict(self) -> str:
+        if self.out_of_range:
+            return INCONCLUSIVE
         if self.ratio > 1 or not math.isfinite(self.abs):
             return DISAGREE
         if self.resolution > RESOLUTION_LIMIT:
@@ -68,13 +76,19 @@ def gamma(m: int, u: Fraction) -> Fraction | None:
     return mu / (1 - mu) if mu < 1 else None
 
 
-def bound(dtype: DType, rows: int, depth: int, magnitude: Fraction) -> Fraction | None:
+def underflow_unit(dtype: DType) -> Fraction:
+    """η: the error of one operation that underflows, gradual or flushed to zero (2**emin)."""
+    return Fraction(2) ** dtype.min_exponent
+
+
+def bound(
+    dtype: DType, rows: int, depth: int, magnitude: Fraction, underflow_weight: Fraction
+) -> Fraction | None:
     """τ for an output summed over ``rows`` rows with ``depth`` roundings per row (None: ∞)."""
     g = gamma(rows - 1 + depth, Fraction(1, 2**dtype.precision))
     if g is None:
         return None
-    underflow = Fraction(2) ** (dtype.min_exponent - dtype.precision)
-    return g * magnitude + rows * (depth + 1) * underflow
+    return g * magnitude + underflow_weight * underflow_unit(dtype)
 
 
 # The high-precision reference's running error bound is first order in u; every rounding is
@@ -83,13 +97,15 @@ def bound(dtype: DType, rows: int, depth: int, magnitude: Fraction) -> Fraction 
 RUNNING_BOUND_FACTOR = 2
 
 
-def running_bound(dtype: DType, coefficient: float, rows: int) -> Fraction | None:
-    """τ = 2·e·u (+ underflow) from the high-precision reference's coefficient e."""
-    if not math.isfinite(coefficient):
+def running_bound(dtype: DType, coefficient: float, underflows: float) -> Fraction | None:
+    """τ = 2·(e·u + f·η) from the high-precision reference's coefficients e (roundings) and
+    f (underflows, each weighted by what amplifies it)."""
+    if not (math.isfinite(coefficient) and math.isfinite(underflows)):
         return None
     u = Fraction(1, 2**dtype.precision)
-    underflow = Fraction(2) ** (dtype.min_exponent - dtype.precision)
-    return RUNNING_BOUND_FACTOR * Fraction(coefficient) * u + 16 * rows * underflow
+    return RUNNING_BOUND_FACTOR * (
+        Fraction(coefficient) * u + Fraction(underflows) * underflow_unit(dtype)
+    )
 
 
 def measure(
@@ -99,15 +115,17 @@ def measure(
     magnitude: Fraction = Fraction(0),
     tau: Fraction | None = None,
 ) -> Error:
-    resolution = (INF if tau is None else _to_float(tau / magnitude)) if magnitude else 0.0
-    bound_float = INF if tau is None else _to_float(tau)
+    resolution = (INF if tau is None else to_float(tau / magnitude)) if magnitude else 0.0
+    bound_float = INF if tau is None else to_float(tau)
     if not math.isfinite(value):
-        return Error(INF, INF, INF, bound_float, INF, _to_float(magnitude), resolution)
+        rounds_to_inf = abs(reference) > dtype.max_value and value == to_float(reference) * INF
+        m = to_float(magnitude)
+        return Error(INF, INF, INF, bound_float, INF, m, resolution, rounds_to_inf)
     diff = abs(Fraction(value) - reference)
-    rel = (_to_float(diff / abs(reference)) if reference else INF) if diff else 0.0
-    ulp = _to_float(diff / dtype.ulp(reference))
-    ratio = 0.0 if tau is None or not diff else _to_float(diff / tau)
-    return Error(_to_float(diff), rel, ulp, bound_float, ratio, _to_float(magnitude), resolution)
+    rel = (to_float(diff / abs(reference)) if reference else INF) if diff else 0.0
+    ulp = to_float(diff / dtype.ulp(reference))
+    ratio = 0.0 if tau is None or not diff else to_float(diff / tau)
+    return Error(to_float(diff), rel, ulp, bound_float, ratio, to_float(magnitude), resolution)
 
 
 def worst(verdicts: Iterable[str]) -> str:
@@ -126,23 +144,42 @@ def explain(errors: dict[str, Error], reference: dict[str, Fraction], dtype: DTy
     if verdict == DISAGREE:
         name, e = max(errors.items(), key=lambda item: item[1].ratio)
         if not math.isfinite(e.abs):
-            return f"{name} is not finite where the exact value is {float(reference[name]):.6g}"
+            exact = to_float(reference[name])
+            where = (
+                f"{dtype.name} overflowed although the exact value is in its range"
+                if abs(reference[name]) <= dtype.max_value
+                else f"the exact value is beyond {dtype.name}'s range"
+            )
+            return f"{name} is not finite where the exact value is {exact:.6g}: {where}"
         return (
             f"{name} is off by {e.abs:.3g} (rel {e.rel:.2g}), {e.ratio:.3g} × its rounding "
             f"bound {e.bound:.3g}: more than {dtype.name} rounding can explain"
         )
     if verdict == INCONCLUSIVE:
+        beyond = [name for name, e in errors.items() if e.out_of_range]
+        if beyond:
+            return (
+                f"the exact {', '.join(beyond)} {'is' if len(beyond) == 1 else 'are'} beyond "
+                f"{dtype.name}'s range: the infinity returned is its correct rounding, and "
+                "nothing more can be checked"
+            )
         name, e = max(errors.items(), key=lambda item: item[1].resolution)
-        share = "unbounded" if not math.isfinite(e.resolution) else f"{e.resolution:.2%} of"
+        if not math.isfinite(e.resolution):
+            share = "unbounded"
+        elif e.resolution > 10:
+            share = f"{e.resolution:.3g} × its magnitude"
+        else:
+            share = f"{e.resolution:.2%} of its magnitude"
         return (
-            f"the rounding bound of {name} is {share} its magnitude: in {dtype.name} on "
-            f"{rows} rows a bug that moves it by less than that cannot be told from rounding"
+            f"the rounding bound of {name} is {share}: in {dtype.name} on {rows} rows a bug "
+            "that moves it by less than that cannot be told from rounding"
         )
     return ""
 
 
-def _to_float(x: Fraction) -> float:
+def to_float(x: Fraction) -> float:
+    """``x`` correctly rounded to float64; ±inf beyond its range (no OverflowError)."""
     try:
-        return float(x)  # correctly rounded
+        return float(x)
     except OverflowError:
-        return INF
+        return INF if x > 0 else -INF

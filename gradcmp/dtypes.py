@@ -22,6 +22,11 @@ class DType:
     min_exponent: int
 
     @property
+    def max_value(self) -> Fraction:
+        """The largest finite number: (2 − 2**(1−p))·2**emax, emax = 1 − emin."""
+        return (2 - Fraction(2) ** (1 - self.precision)) * Fraction(2) ** (1 - self.min_exponent)
+
+    @property
     def unit_roundoff(self) -> float:
         return 2.0**-self.precision
 

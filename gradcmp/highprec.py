@@ -4,8 +4,11 @@ A loss written once against ``xp`` runs here on arrays of ``mpmath`` numbers (20
 significands, about 60 digits), so its value and gradient come out to far more than 30
 significant digits. Each array also carries, per element, two float64 companions:
 
-``e``, the first-order rounding-error coefficient: a backend that computes the same value in a
-dtype with unit roundoff u gets within about ``e·u`` of it. Every elementary operation adds
+``e``, the first-order error coefficients, complex: a backend that computes the same value in a
+dtype with unit roundoff u and smallest normal η gets within about ``e.real·u + e.imag·η`` of
+it (the imaginary part counts operations that may underflow or flush to zero, weighted by
+what multiplies them later: the same propagation rules as the roundings, so one array
+carries both). Every elementary operation adds
 one rounding of its result (``|z|``) to the propagated errors of its operands (Wilkinson's
 running error analysis; Higham, *Accuracy and Stability of Numerical Algorithms*, §3.3); a sum
 of k terms adds ``(k−1)·Σ|terms|``, Higham's bound for every summation order (§4.2); a
@@ -56,6 +59,20 @@ def _float(values: np.ndarray) -> np.ndarray:
     return np.asarray(values, dtype=object).astype(np.float64)
 
 
+def _rounded(v) -> np.ndarray:
+    """The error of rounding a result ``v``: |v|·u, and one possible underflow (imaginary)."""
+    return np.abs(_float(v)) + 1j
+
+
+def _emax(a, b) -> np.ndarray:
+    a, b = np.broadcast_arrays(a, b)
+    return np.maximum(a.real, b.real) + 1j * np.maximum(a.imag, b.imag)
+
+
+# Below this, an input may be subnormal in float32 and flushed to zero (DAZ): one underflow.
+SMALLEST_NORMAL_FLOAT32 = 2.0**-126
+
+
 def _exact_in_float32(value: float) -> bool:
     return float(np.float32(value)) == value
 
@@ -68,7 +85,7 @@ class Tracked:
     def __init__(self, v, e, a, parents=(), backward=()):
         # numpy turns 0-d object results into bare scalars; keep everything an array.
         self.v = v if isinstance(v, np.ndarray) else np.array(v, dtype=object)
-        self.e = np.asarray(e, dtype=np.float64)
+        self.e = np.asarray(e, dtype=np.complex128)
         self.a = np.asarray(a, dtype=np.float64)
         self.parents = parents if _recording[0] else ()
         self.backward = backward if _recording[0] else ()
@@ -195,7 +212,8 @@ def leaf(values) -> Tracked:
     """An input: the values a backend receives (floats), or as written (Fractions); no error."""
     array = np.asarray(values)
     magnitude = np.abs(array.astype(np.float64))
-    return Tracked(_objects(array), np.zeros(array.shape), magnitude)
+    flushable = (magnitude > 0) & (magnitude < SMALLEST_NORMAL_FLOAT32)
+    return Tracked(_objects(array), 1j * flushable, magnitude)
 
 
 def _wrap(x) -> Tracked:
@@ -228,22 +246,20 @@ def _binary(x, y, v, e, a, dx: Callable, dy: Callable) -> Tracked:
 def add(x, y) -> Tracked:
     x, y = _wrap(x), _wrap(y)
     v = x.v + y.v
-    return _binary(x, y, v, x.e + y.e + np.abs(_float(v)), x.a + y.a, lambda g: g, lambda g: g)
+    return _binary(x, y, v, x.e + y.e + _rounded(v), x.a + y.a, lambda g: g, lambda g: g)
 
 
 def subtract(x, y) -> Tracked:
     x, y = _wrap(x), _wrap(y)
     v = x.v - y.v
-    return _binary(
-        x, y, v, x.e + y.e + np.abs(_float(v)), x.a + y.a, lambda g: g, lambda g: negative(g)
-    )
+    return _binary(x, y, v, x.e + y.e + _rounded(v), x.a + y.a, lambda g: g, lambda g: negative(g))
 
 
 def multiply(x, y) -> Tracked:
     x, y = _wrap(x), _wrap(y)
     v = x.v * y.v
     fx, fy = np.abs(_float(x.v)), np.abs(_float(y.v))
-    e = x.e * fy + y.e * fx + np.abs(_float(v))
+    e = x.e * fy + y.e * fx + _rounded(v)
     return _binary(x, y, v, e, x.a * y.a, lambda g: multiply(g, y), lambda g: multiply(g, x))
 
 
@@ -252,7 +268,7 @@ def divide(x, y) -> Tracked:
     v = x.v / y.v
     fx, fy = np.abs(_float(x.v)), np.abs(_float(y.v))
     with np.errstate(divide="ignore", invalid="ignore"):
-        e = x.e / fy + y.e * fx / (fy * fy) + np.abs(_float(v))
+        e = x.e / fy + y.e * fx / (fy * fy) + _rounded(v)
         a = x.a / fy
     return _binary(
         x,
@@ -267,8 +283,7 @@ def divide(x, y) -> Tracked:
 
 def v_tracked(v) -> Tracked:
     """Values computed earlier, reused in a backward rule (their error is charged there)."""
-    f = np.abs(_float(v))
-    return Tracked(v, f, f)
+    return Tracked(v, _rounded(v), np.abs(_float(v)))
 
 
 def negative(x) -> Tracked:
@@ -293,7 +308,7 @@ def pow_(x, power) -> Tracked:
     fx = np.abs(_float(x.v))
     with np.errstate(divide="ignore", invalid="ignore"):
         slope = np.abs(p * fx ** (p - 1))
-    e = slope * x.e + LIBM_ULPS * np.abs(_float(v))
+    e = slope * x.e + LIBM_ULPS * _rounded(v)
     return Tracked(
         v,
         e,
@@ -315,7 +330,7 @@ def _unary(x, fn, slope_fn, backward) -> Tracked:
     v = _elementwise(fn, x.v)
     fx, fz = _float(x.v), _float(v)
     slope = np.abs(slope_fn(fx, fz))
-    e = slope * x.e + LIBM_ULPS * np.abs(fz)
+    e = slope * x.e + LIBM_ULPS * (np.abs(fz) + 1j)
     a = np.maximum(np.abs(fz), slope * x.a)
     z = Tracked(v, e, a, (x,), ())
     if _recording[0]:
@@ -383,7 +398,8 @@ def logaddexp(x, y) -> Tracked:
     wy = 1 - wx
     fz = np.abs(_float(v))
     # max(x, y) + log1p(exp(−|x − y|)): a handful of roundings of the larger operand's size.
-    e = wx * x.e + wy * y.e + LIBM_ULPS * (fz + np.maximum(np.abs(_float(xb)), np.abs(_float(yb))))
+    larger = np.maximum(np.abs(_float(xb)), np.abs(_float(yb)))
+    e = wx * x.e + wy * y.e + LIBM_ULPS * (fz + larger + 2j)
     a = np.maximum(fz, wx * x.a + wy * y.a)
     return _binary(
         x,
@@ -407,7 +423,7 @@ def maximum(x, y) -> Tracked:
         x,
         y,
         v,
-        np.maximum(*np.broadcast_arrays(x.e, y.e)),
+        _emax(x.e, y.e),
         np.maximum(*np.broadcast_arrays(x.a, y.a)),
         lambda g: multiply(g, constant(wx)),
         lambda g: multiply(g, constant(1 - wx)),
@@ -448,7 +464,7 @@ def sum_(x, axis=None, keepdims=False) -> Tracked:
     v = np.sum(x.v, axis=axes, keepdims=keepdims) if axes else x.v
     v = np.asarray(v, dtype=object)
     terms = np.sum(np.abs(_float(x.v)), axis=axes, keepdims=keepdims)
-    e = np.sum(x.e, axis=axes, keepdims=keepdims) + max(k - 1, 0) * terms
+    e = np.sum(x.e, axis=axes, keepdims=keepdims) + max(k - 1, 0) * (terms + 1j)
     a = np.sum(x.a, axis=axes, keepdims=keepdims)
     shape = x.shape
 
@@ -468,7 +484,7 @@ def mean(x, axis=None, keepdims=False) -> Tracked:
     v = total.v / k
     z = Tracked(
         np.asarray(v, dtype=object),
-        total.e / k + 2 * np.abs(_float(v)),
+        total.e / k + 2 * _rounded(v),
         total.a / k,
         (total,),
         (lambda g: divide(g, k),),
@@ -512,7 +528,7 @@ def getitem(x, index) -> Tracked:
 
     def backward(g):
         v = _objects(np.zeros(x.shape))
-        e, a = np.zeros(x.shape), np.zeros(x.shape)
+        e, a = np.zeros(x.shape, dtype=np.complex128), np.zeros(x.shape)
         np.add.at(v, index, g.v)
         np.add.at(e, index, g.e)
         np.add.at(a, index, g.a)

@@ -25,7 +25,8 @@ class Problem:
         Backends must not write to them (frameworks wrap them without copying).
         """
         if dtype.name not in self._inputs:
-            X, y = dtype.round(self.data.X), dtype.round(self.data.y)
+            with np.errstate(over="ignore"):  # overflow is reported by the reference
+                X, y = dtype.round(self.data.X), dtype.round(self.data.y)
             X.flags.writeable = y.flags.writeable = False
             self._inputs[dtype.name] = (X, y)
         return self._inputs[dtype.name]

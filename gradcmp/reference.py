@@ -10,6 +10,7 @@ answer.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -17,6 +18,7 @@ from fractions import Fraction
 import numpy as np
 
 from . import agreement, highprec
+from .agreement import to_float
 from .dtypes import DTYPES, FLOAT64, DType
 from .exact import ExactColumn, ExactData
 from .params import element_names
@@ -33,15 +35,26 @@ class ReferenceValues:
     # empty for the inputs as written, which no backend receives.
     magnitudes: dict[str, Fraction] = field(default_factory=dict)
     depths: dict[str, int] = field(default_factory=dict)
-    # For the high-precision reference: the running error coefficient e per output.
+    underflow_weights: dict[str, Fraction] = field(default_factory=dict)
+    # For the high-precision reference: the running error coefficients per output, e for
+    # roundings and f for underflows.
     coefficients: dict[str, float] = field(default_factory=dict)
+    underflows: dict[str, float] = field(default_factory=dict)
 
     def bound(self, output: str, dtype: DType, rows: int) -> Fraction | None:
         """τ for ``output`` computed in ``dtype`` (None: no bound is known, or it is ∞)."""
         if self.depths:
-            return agreement.bound(dtype, rows, self.depths[output], self.magnitudes[output])
+            return agreement.bound(
+                dtype,
+                rows,
+                self.depths[output],
+                self.magnitudes[output],
+                self.underflow_weights[output],
+            )
         if self.coefficients:
-            return agreement.running_bound(dtype, self.coefficients[output], rows)
+            return agreement.running_bound(
+                dtype, self.coefficients[output], self.underflows[output]
+            )
         return None
 
     def outputs(self) -> dict[str, Fraction]:
@@ -69,6 +82,8 @@ class Reference:
     by_dtype: dict[str, ReferenceValues]
     rounding: dict[str, InputRounding]
     seconds: float
+    # dtype → why no backend can compute in it (an input overflows it)
+    unusable: dict[str, str] = field(default_factory=dict)
 
 
 def compute_reference(problem: Problem, dtypes: list[DType]) -> Reference:
@@ -104,6 +119,8 @@ def compute_reference(problem: Problem, dtypes: list[DType]) -> Reference:
             X = np.array(columns, dtype=object).T.reshape(data.X.shape)
             return _evaluate_highprec(problem, exact_params, X, np.array(target, dtype=object))
 
+    unusable = {d.name: why for d in dtypes if (why := _out_of_range(problem, d))}
+    dtypes = [d for d in dtypes if d.name not in unusable]
     try:
         by_dtype: dict[str, ReferenceValues] = {}
         for dtype in dtypes:
@@ -129,6 +146,7 @@ def compute_reference(problem: Problem, dtypes: list[DType]) -> Reference:
         by_dtype=by_dtype,
         rounding=rounding,
         seconds=time.perf_counter() - start,
+        unusable=unusable,
     )
 
 
@@ -167,10 +185,15 @@ def _evaluate_exact(
     if not with_bounds:
         return ReferenceValues(loss, flat(grads))
     loss_magnitude, grad_magnitudes = model.magnitudes(params, data)
+    loss_weight, grad_weights = model.underflow_weights(params, data)
     depth = model.rounding_depth(problem.data.features)
     depths = {"loss": depth["loss"], **flat({k: [depth[k]] * len(v) for k, v in grads.items()})}
     return ReferenceValues(
-        loss, flat(grads), {"loss": loss_magnitude, **flat(grad_magnitudes)}, depths
+        loss,
+        flat(grads),
+        {"loss": loss_magnitude, **flat(grad_magnitudes)},
+        depths,
+        {"loss": loss_weight, **flat(grad_weights)},
     )
 
 
@@ -192,10 +215,16 @@ def _evaluate_highprec(problem: Problem, params: dict, X, y) -> ReferenceValues:
         **flat({k: [Fraction(a) for a in g.a.ravel().tolist()] for k, g in grads.items()}),
     }
     coefficients = {
-        "loss": float(out.e),
-        **flat({k: g.e.ravel().tolist() for k, g in grads.items()}),
+        "loss": float(out.e.real),
+        **flat({k: g.e.real.ravel().tolist() for k, g in grads.items()}),
     }
-    return ReferenceValues(loss, grad_values, magnitudes, coefficients=coefficients)
+    underflows = {
+        "loss": float(out.e.imag),
+        **flat({k: g.e.imag.ravel().tolist() for k, g in grads.items()}),
+    }
+    return ReferenceValues(
+        loss, grad_values, magnitudes, coefficients=coefficients, underflows=underflows
+    )
 
 
 def _float64_fallback(problem: Problem, why: str) -> tuple[str, str, ReferenceValues]:
@@ -223,6 +252,28 @@ def _float64_fallback(problem: Problem, why: str) -> tuple[str, str, ReferenceVa
             )
             return "float64", method, values
     raise highprec.UnsupportedOperation(f"{why}, and neither torch nor jax is installed")
+
+
+def _out_of_range(problem: Problem, dtype: DType) -> str:
+    """Why ``dtype`` cannot hold the inputs (a value that is finite in float64 overflows it),
+    or ''."""
+    data = problem.data
+    with np.errstate(over="ignore"):
+        X, y = problem.inputs(dtype)
+        params = problem.params.as_dtype(dtype)
+    for label, array, original in [
+        *((name, X[:, j], data.X[:, j]) for j, name in enumerate(data.feature_names)),
+        (data.target, y, data.y),
+        *(
+            (f"parameter {k}", v.ravel(), problem.params.values[k].ravel())
+            for k, v in params.items()
+        ),
+    ]:
+        bad = np.flatnonzero(~np.isfinite(array))
+        if bad.size:
+            row = "" if label.startswith("parameter") else f" row {bad[0] + 1}"
+            return f"{label}{row} = {float(original[bad[0]])!r} overflows {dtype.name}"
+    return ""
 
 
 def _same_inputs(problem: Problem, a: str, b: str) -> bool:
@@ -267,13 +318,15 @@ def _rounding(
     ]
     for exact, value in written:
         received_value = float(dtype.round(value))
-        max_rel = max(max_rel, float(abs(Fraction(received_value) - exact) / abs(exact)))
+        if math.isfinite(received_value):
+            rel = abs(Fraction(received_value) - exact) / abs(exact)
+            max_rel = max(max_rel, to_float(rel))
         rounded += int(received_value == float(value))
     values = X.size + y.size + sum(v.size for v in params.values.values())
     shift_abs, shift_rel = {}, {}
     truth = as_written.outputs()
     for output, value in received.outputs().items():
         diff = abs(value - truth[output])
-        shift_abs[output] = float(diff)
-        shift_rel[output] = float(diff / abs(truth[output])) if truth[output] else None
+        shift_abs[output] = to_float(diff)
+        shift_rel[output] = to_float(diff / abs(truth[output])) if truth[output] else None
     return InputRounding(dtype.name, values, rounded, max_rel, shift_abs, shift_rel)

@@ -107,6 +107,9 @@ def run(
                 results.append(Result(name, dtype.name, SKIPPED, note=note))
             elif setup_error:
                 results.append(Result(name, dtype.name, FAILED, note=f"import: {setup_error}"))
+            elif dtype.name in reference.unusable:
+                note = f"not computed: {reference.unusable[dtype.name]}"
+                results.append(Result(name, dtype.name, SKIPPED, note=note))
             elif dtype.name not in backend.dtypes:
                 note = f"{name} does not compute in {dtype.name}"
                 results.append(Result(name, dtype.name, SKIPPED, note=note))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .agreement import AGREE, INCONCLUSIVE
+from .agreement import AGREE, INCONCLUSIVE, to_float
 from .api import compare
 from .runner import OK, Report
 
@@ -44,7 +44,7 @@ def _message(report: Report, bad) -> str:
         for name, e in r.errors.items():
             if e.verdict != AGREE:
                 lines.append(
-                    f"    {name} = {values[name]!r}, exact {float(exact[name])!r}: "
+                    f"    {name} = {values[name]!r}, exact {to_float(exact[name])!r}: "
                     f"error {e.abs:.3g} (rel {e.rel:.2g}, {e.ulp:.3g} ulp), "
                     f"bound {e.bound:.3g}, ratio {e.ratio:.3g}"
                 )

@@ -21,6 +21,7 @@ from gradcmp.agreement import (
 )
 from gradcmp.backends import BACKENDS, missing_modules
 from gradcmp.dtypes import FLOAT32, FLOAT64
+from gradcmp.reference import compute_reference
 from gradcmp.runner import OK, run
 
 INSTALLED = [b for b in BACKENDS if not missing_modules(BACKENDS[b])]
@@ -30,19 +31,20 @@ def test_gamma_is_exact_and_unbounded_past_one():
     u = Fraction(1, 2**24)
     assert gamma(3, u) == Fraction(3, 2**24 - 3)
     assert gamma(2**24, u) is None
-    assert bound(FLOAT32, 2**24, 1, Fraction(1)) is None
+    assert bound(FLOAT32, 2**24, 1, Fraction(1), Fraction(0)) is None
 
 
-def test_bound_for_the_seed_loss_by_hand():
-    # n = 6, c = 11 (d = 1): γ_16(2**-53)·M + 6·12·2**-1075, M_loss = Σy²/(2·6) = 2731/12.
-    tau = bound(FLOAT64, 6, 11, Fraction(2731, 12))
-    expected = Fraction(16, 2**53 - 16) * Fraction(2731, 12) + 72 * Fraction(1, 2**1075)
-    assert tau == expected
+def test_bound_for_the_seed_loss_by_hand(seed_problem):
+    # n = 6, d = 1: c_loss = 2(d + 2) + 4 = 10, so γ_15(2**-53)·M with M_loss = Σy²/(2·6) =
+    # 2731/12; W_loss = Σ(2·a_i·ρ + 3) + 2 with a_i = y_i and ρ = d + 3 = 4: 8·123 + 18 + 2.
+    reference = compute_reference(seed_problem, [FLOAT64]).by_dtype["float64"]
+    expected = Fraction(15, 2**53 - 15) * Fraction(2731, 12) + 1004 * Fraction(1, 2**1022)
+    assert reference.bound("loss", FLOAT64, 6) == expected
 
 
 def test_just_outside_the_bound_is_disagree_just_inside_is_agree():
     reference, magnitude = Fraction(-41, 2), Fraction(41, 2)
-    tau = bound(FLOAT32, 6, 8, magnitude)
+    tau = bound(FLOAT32, 6, 8, magnitude, Fraction(0))
     below = float(reference + tau * Fraction(99, 100))
     above = float(reference + tau * Fraction(101, 100))
     assert measure(below, reference, FLOAT32, magnitude, tau).verdict == AGREE
@@ -53,8 +55,8 @@ def test_just_outside_the_bound_is_disagree_just_inside_is_agree():
 def test_inconclusive_when_the_bound_is_over_one_percent_of_m():
     magnitude = Fraction(1)
     # float32: γ_{n−1+c} passes 1 % near n = 0.01 / 2**-24 ≈ 1.68e5 rows.
-    small = bound(FLOAT32, 160_000, 8, magnitude)
-    large = bound(FLOAT32, 170_000, 8, magnitude)
+    small = bound(FLOAT32, 160_000, 8, magnitude, Fraction(0))
+    large = bound(FLOAT32, 170_000, 8, magnitude, Fraction(0))
     assert small / magnitude < RESOLUTION_LIMIT < large / magnitude
     assert measure(1.0, Fraction(1), FLOAT32, magnitude, large).verdict == INCONCLUSIVE
     assert measure(1.0, Fraction(1), FLOAT32, magnitude, small).verdict == AGREE

@@ -49,6 +49,7 @@ class Model:
     # output name ("loss" and each parameter name) for n_features; see agreement.bound.
     magnitudes: ExactFn | None = None
     rounding_depth: Callable[[int], dict[str, int]] | None = None
+    underflow_weights: ExactFn | None = None  # W of the rule, shaped like ``exact``'s result
     reference_method: str = ""
     # framework ("torch", "jax", "numpy") -> loss(params, X, y): that framework's own code
     # (one side of a port), used by its backends instead of the generic ``loss``.

@@ -61,6 +61,29 @@ def magnitudes(params, data: ExactData):
     return _sums(params, data, absolute=True)
 
 
+def underflow_weights(params, data: ExactData):
+    """W of the agreement rule: how many underflow errors (each at most 2**emin, flushed or
+    not) reach each output, weighted by what multiplies them afterwards.
+
+    One row's residual takes d + 2 operations and its d + 1 inputs may be flushed (x_ij then
+    weighs |θ1_j|): ρ = d + 3 + Σ_j|θ1_j| units. The loss squares it (×2|r_i| ≤ 2a_i; the /2n
+    after only shrinks it), θ0 takes it as is, θ1_j multiplies it by x_ij; each adds a few
+    operations of its own (products, the sum's additions, the mean's scaling).
+    """
+    theta1 = params["theta1"]
+    n, columns = data.rows, data.columns
+    rho = len(theta1) + 3 + sum(abs(t) for t in theta1)
+    rows, L, _ = _rows(params, data, absolute=True)
+    a = [Fraction(r, L) for r in rows]
+    loss_weight = sum(2 * a_i * rho + 3 for a_i in a) + 2
+    grad0_weight = n * (rho + 3) + 2
+    grad1_weights = [
+        sum((rho + 2) * abs(x) + a_i + 3 for x, a_i in zip(col.fractions(), a)) + 2
+        for col in columns
+    ]
+    return loss_weight, {"theta0": [grad0_weight], "theta1": grad1_weights}
+
+
 def rounding_depth(n_features: int) -> dict[str, int]:
     """c of the agreement rule: roundings on one row's path to each output, plus one spare.
 
@@ -73,9 +96,10 @@ def rounding_depth(n_features: int) -> dict[str, int]:
     return {"loss": 2 * (d + 2) + 1 + 2 + 1, "theta0": (d + 2) + 2 + 1, "theta1": (d + 2) + 3 + 1}
 
 
-def _sums(params, data: ExactData, absolute: bool):
+def _rows(params, data: ExactData, absolute: bool):
+    """(R_i, L, X_ij numerators): r_i = R_i / L, or a_i = R_i / L when ``absolute``."""
     (theta0,), theta1 = params["theta0"], params["theta1"]
-    columns, target, n = data.columns, data.target, data.rows
+    columns, target = data.columns, data.target
     L = math.lcm(
         theta0.denominator,
         target.denominator,
@@ -96,6 +120,12 @@ def _sums(params, data: ExactData, absolute: bool):
     for c, xs in zip(coefficients, features):
         if c:
             residuals = [r + c * x for r, x in zip(residuals, xs)]
+    return residuals, L, features
+
+
+def _sums(params, data: ExactData, absolute: bool):
+    residuals, L, features = _rows(params, data, absolute)
+    columns, n = data.columns, data.rows
     loss_value = Fraction(sum(r * r for r in residuals), 2 * n * L * L)
     grad0 = Fraction(sum(residuals), n * L)
     grad1 = [
@@ -115,5 +145,6 @@ MODEL = Model(
     exact=exact,
     magnitudes=magnitudes,
     rounding_depth=rounding_depth,
+    underflow_weights=underflow_weights,
     reference_method="exact rational arithmetic (integers over a common denominator)",
 )

@@ -6,7 +6,7 @@ import json
 import math
 from fractions import Fraction
 
-from ..agreement import Error
+from ..agreement import Error, to_float
 from ..reference import ReferenceValues
 from ..runner import Report, Result
 
@@ -30,8 +30,8 @@ def fraction_text(x: Fraction) -> str | None:
 
 def _values(values: ReferenceValues) -> dict:
     return {
-        "loss": float(values.loss),
-        "grads": {k: float(v) for k, v in values.grads.items()},
+        "loss": number(to_float(values.loss)),
+        "grads": {k: number(to_float(v)) for k, v in values.grads.items()},
         "exact": {
             "loss": fraction_text(values.loss),
             "grads": {k: fraction_text(v) for k, v in values.grads.items()},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..agreement import to_float
 from ..runner import OK, Report
 from .table import (
     baseline_lines,
@@ -27,7 +28,7 @@ def render(report: Report) -> str:
     lines += ["", "| backend | dtype | verdict | " + " | ".join(outputs) + " |"]
     lines.append("|---|---|---|" + "---|" * len(outputs))
     for dtype, values in reference_rows(report):
-        cells = [f"`{float(v)!r}`" for v in values.outputs().values()]
+        cells = [f"`{to_float(v)!r}`" for v in values.outputs().values()]
         lines.append(f"| **{reference.name}** | {dtype} | reference | " + " | ".join(cells) + " |")
     for r in report.results:
         if r.status == OK:

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..agreement import AGREE, DISAGREE, Error
+from ..agreement import AGREE, DISAGREE, Error, to_float
 from ..runner import OK, Report
 
 # The reference cell shows the exact fraction under the value when it is this short.
@@ -59,7 +59,7 @@ def _cell(value: float, error: Error) -> Text:
 
 
 def _reference_cell(value) -> Text:
-    text = Text(repr(float(value)), style="bold")
+    text = Text(repr(to_float(value)), style="bold")
     fraction = str(value)
     if len(fraction) <= SHOWN_FRACTION_CHARS and "/" in fraction:
         text.append(f"\n= {fraction}", style="dim")
@@ -160,7 +160,8 @@ def verdict_lines(report: Report) -> list[str]:
             side = f" ({r.side})" if r.side else ""
             lines.append(f"  {r.backend} {r.dtype}{side}: {r.verdict}: {r.why}")
         if r.note:
-            lines.append(f"  {r.backend} {r.dtype}: {r.status}: {r.note}")
+            kind = "note" if r.status == OK else r.status
+            lines.append(f"  {r.backend} {r.dtype}: {kind}: {r.note}")
     return lines
 
 
