@@ -10,8 +10,6 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import numpy as np
-
 from . import baseline as baseline_module
 from . import data as data_module
 from . import lossfile
@@ -68,7 +66,7 @@ def compare(
         target,
         model or "linear",
         _join(backends),
-        _join(dtypes) or DEFAULT_DTYPES,
+        DEFAULT_DTYPES if dtypes is None else _join(dtypes),
         params or (),
         strict,
         None if loss is None else os.fspath(loss),
@@ -97,7 +95,7 @@ def run_from_options(
 def _run(data, arrays, target, model, backends, dtypes, params, strict, loss=None) -> Report:
     # Parse every option before reading data, so a typo is reported before any slow work.
     chosen_model = lossfile.load(loss) if loss is not None else get_model(model)
-    backend_names = parse_backends(backends) if backends else list(BACKENDS)
+    backend_names = parse_backends(backends) if backends is not None else list(BACKENDS)
     chosen_dtypes = parse_dtypes(dtypes)
     start = time.perf_counter()
     if arrays is not None:
@@ -110,7 +108,11 @@ def _run(data, arrays, target, model, backends, dtypes, params, strict, loss=Non
     if chosen_model.source != "built-in":
         lossfile.preflight(problem)
     report = run(
-        problem, backend_names, chosen_dtypes, explicit_backends=bool(backends), strict=strict
+        problem,
+        backend_names,
+        chosen_dtypes,
+        explicit_backends=backends is not None,
+        strict=strict,
     )
     report.timings["load"] = load_seconds
     return report
@@ -118,11 +120,7 @@ def _run(data, arrays, target, model, backends, dtypes, params, strict, loss=Non
 
 def _with_params(initial: Params, params) -> Params:
     if isinstance(params, Mapping):
-        assignments = []
-        for name, value in params.items():
-            flat = np.asarray(value, dtype=np.float64).ravel()
-            assignments.append(f"{name}={','.join(repr(float(v)) for v in flat)}")
-        return initial.with_overrides(assignments)
+        return initial.with_values(params)
     return initial.with_overrides(list(params))
 
 
@@ -149,13 +147,21 @@ def write_outputs(
     JSON report to ``save_baseline``. Files are written atomically: no half-written report."""
     from .report import REPORT_FILES, render, show
 
+    for given in (output, save_baseline):
+        if given is not None and not given.strip():
+            raise UsageError("cannot write a report to ''", hint="give a file name")
     if output is None:
         show(report, fmt, sys.stdout)
     else:
         write_atomically(Path(output), render(report, fmt))
     if report_dir is not None:
         directory = Path(report_dir)
-        directory.mkdir(parents=True, exist_ok=True)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(
+                f"cannot create the report directory {report_dir}: {exc.strerror}"
+            ) from None
         for name, filename in REPORT_FILES.items():
             write_atomically(directory / filename, render(report, name))
     if save_baseline is not None:
@@ -163,6 +169,8 @@ def write_outputs(
 
 
 def write_atomically(path: Path, text: str) -> None:
+    if not str(path) or str(path) == "." or path.is_dir():
+        raise UsageError(f"cannot write a report to {str(path)!r}", hint="give a file name")
     directory = path.parent if str(path.parent) else Path(".")
     try:
         fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)

@@ -75,7 +75,13 @@ def load(path: str) -> dict:
             where=f"{path}:{exc.lineno}",
             hint="give a report written by --save-baseline or --format json",
         ) from None
-    if not isinstance(saved, dict) or not isinstance(saved.get("results"), list):
+    entry_keys = {"backend", "dtype", "status", "loss", "grads", "verdict"}
+    if (
+        not isinstance(saved, dict)
+        or not isinstance(saved.get("results"), list)
+        or not all(isinstance(r, dict) and entry_keys <= set(r) for r in saved["results"])
+        or not all(isinstance(r["grads"], dict) for r in saved["results"])
+    ):
         raise InputError(
             "not a gradcmp JSON report (no results)",
             where=path,
@@ -130,7 +136,11 @@ def _change(key: tuple[str, str], old: dict | None, new: dict | None) -> Change:
         new_values = {"loss": new["loss"], **new["grads"]}
         for name, value in new_values.items():
             before = old_values.get(name)
-            if before == value or not all(isinstance(v, float | int) for v in (before, value)):
+            if before == value:
+                continue
+            if not all(isinstance(v, float | int) for v in (before, value)):
+                # inf/nan (written as strings) on one side: moved by an unbounded amount
+                moved, detail = float("inf"), f"{name} {before!r} → {value!r}"
                 continue
             step = DTYPES[dtype].ulp(Fraction(before))
             ulps = float(abs(Fraction(value) - Fraction(before)) / step)

@@ -170,7 +170,7 @@ def run(
         target=target,
         model=model_name or "linear",
         loss=loss_path,
-        backends=",".join(backend_list) or None,
+        backends=",".join(backend_list) if backend_list else None,
         dtypes=dtype_list,
         params=param_list,
         strict=strict,

@@ -17,12 +17,27 @@ import numpy as np
 
 from .errors import InputError
 
+# Around a cell, ASCII spaces and tabs are ignored; other whitespace is an error.
+BLANKS = " \t"
 # Plain ASCII decimal syntax: optional sign, digits with an optional point, optional exponent.
 NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
 # Integers this short are exact in float64 (|v| < 10**15 < 2**53): no Fraction needed.
 SHORT_INTEGER = re.compile(r"[+-]?[0-9]{1,15}\Z")
 
 BUNDLED = "xy.csv"
+
+# Decimal exponents beyond this are not turned into exact fractions (10**999999999 would take
+# forever): past float64's range such a number is 0 or inf anyway.
+MAX_EXACT_EXPONENT = 10_000
+
+
+def decimal_value(cell: str) -> Fraction | None:
+    """The exact value of a decimal string that NUMBER accepted; None when its exponent is so
+    large that the exact value is not worth building (the caller decides from the float)."""
+    mantissa, _, exponent = cell.lower().partition("e")
+    if exponent and abs(int(exponent)) > MAX_EXACT_EXPONENT:
+        return Fraction(0) if not mantissa.strip("+-.0") else None
+    return Fraction(cell)
 
 
 @dataclass(frozen=True)
@@ -74,6 +89,8 @@ def bundled_path() -> Path:
 
 def load(path: str | Path | None, target: str = "y") -> Dataset:
     """Read a dataset file; ``None`` means the bundled seed data."""
+    if path is not None and not str(path).strip():
+        raise InputError("the data path is empty", hint="give a CSV file with --data")
     if path is None:
         return load_csv(bundled_path(), target, shown_as=f"{BUNDLED} (bundled)")
     return load_csv(Path(path), target)
@@ -87,12 +104,21 @@ def load_csv(path: Path, target: str = "y", shown_as: str | None = None) -> Data
     """
     name = shown_as or str(path)
     text = _read_text(path, name)
-    lines = text.splitlines()
-    numbered = [(i + 1, line) for i, line in enumerate(lines) if line.strip()]
+    # Lines end at LF (a CR before it is part of CRLF); nothing else splits a line, so the
+    # line numbers are those of any editor.
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
+    numbered = [(i + 1, line) for i, line in enumerate(lines) if line.strip(BLANKS)]
+    for line_no, line in numbered:
+        if "\r" in line:
+            raise InputError(
+                "a carriage return inside a line (old Mac line ends?)",
+                where=f"{name}:{line_no}",
+                hint="save the file with LF or CRLF line ends",
+            )
     if not numbered:
         raise InputError("the file is empty", where=name, hint="give a CSV file with a header row")
     header_line, header_text = numbered[0]
-    header = [cell.strip() for cell in header_text.split(",")]
+    header = [cell.strip(BLANKS) for cell in header_text.split(",")]
     _check_header(header, f"{name}:{header_line}")
     if target not in header:
         raise InputError(
@@ -121,7 +147,7 @@ def load_csv(path: Path, target: str = "y", shown_as: str | None = None) -> Data
                 hint="every row needs one value per column, separated by commas",
             )
         for c, raw in enumerate(cells):
-            cell = raw.strip()
+            cell = raw.strip(BLANKS)
             where = f"{name}:{line_no}"
             if not NUMBER.match(cell):
                 what = "an empty cell" if not cell else f"{cell!r} is not a decimal number"
@@ -139,7 +165,14 @@ def load_csv(path: Path, target: str = "y", shown_as: str | None = None) -> Data
                 )
             values[r, c] = value
             if not SHORT_INTEGER.match(cell):
-                exact = Fraction(cell)
+                exact = decimal_value(cell)
+                if exact is None:
+                    raise InputError(
+                        f"column {header[c]!r}: {cell} is far below float64's range (it rounds "
+                        "to 0)",
+                        where=where,
+                        hint="rescale the data",
+                    )
                 if exact != value:
                     decimal_cells[(r, header[c])] = exact
 
@@ -199,8 +232,10 @@ def from_arrays(X, y, path: str = "<arrays>") -> Dataset:
     from .errors import UsageError
 
     try:
-        X = np.array(X, dtype=np.float64)
-        y = np.array(y, dtype=np.float64)
+        X_given, y_given = np.asarray(X), np.asarray(y)
+        with np.errstate(over="ignore"):
+            X = np.array(X_given, dtype=np.float64)
+            y = np.array(y_given, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise UsageError(f"data arrays are not numeric: {exc}") from None
     if X.ndim == 1:
@@ -215,4 +250,24 @@ def from_arrays(X, y, path: str = "<arrays>") -> Dataset:
             index = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
             raise UsageError(f"{name}{list(index)} is {array[index]}", hint="data must be finite")
     names = tuple(f"x{j}" for j in range(X.shape[1])) if X.shape[1] > 1 else ("x",)
-    return Dataset(path, names, "y", np.ascontiguousarray(X), np.ascontiguousarray(y))
+    # Integers beyond 2**53 and long doubles are not float64s: keep their exact values, so the
+    # reference and the input-rounding report see what was given.
+    decimal_cells: dict[tuple[int, str], Fraction] = {}
+    for given, converted, columns in (
+        (X_given.reshape(X.shape), X, names),
+        (y_given.reshape(-1, 1), y.reshape(-1, 1), ("y",)),
+    ):
+        if given.dtype.kind in "iu" or given.dtype == np.longdouble:
+            with np.errstate(invalid="ignore"):  # compared in the given dtype, exactly
+                differs = converted.astype(given.dtype) != given
+            for i, j in zip(*np.nonzero(differs)):
+                value = given[i, j]
+                exact = (
+                    Fraction(int(value))
+                    if given.dtype.kind in "iu"
+                    else Fraction(*value.as_integer_ratio())
+                )
+                decimal_cells[(int(i), columns[j])] = exact
+    return Dataset(
+        path, names, "y", np.ascontiguousarray(X), np.ascontiguousarray(y), decimal_cells
+    )

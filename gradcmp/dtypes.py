@@ -59,6 +59,8 @@ ALIASES = {"f64": "float64", "double": "float64", "f32": "float32", "single": "f
 def parse_dtypes(text: str) -> list[DType]:
     """``"float32,float64"`` → DTypes in the order given, duplicates dropped."""
     chosen: list[DType] = []
+    if not text.strip():
+        raise UsageError("no dtype named", hint=f"choose from {', '.join(DTYPES)}")
     for raw in text.split(","):
         name = ALIASES.get(raw.strip().lower(), raw.strip().lower())
         if name not in DTYPES:

@@ -10,7 +10,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from .data import NUMBER
+from .data import NUMBER, decimal_value
 from .dtypes import DType
 from .errors import UsageError
 
@@ -62,6 +62,29 @@ class Params:
             for k, v in self.as_dtype(dtype).items()
         }
 
+    def with_values(self, given: Mapping[str, object]) -> Params:
+        """Set whole parameters from Python numbers or arrays (the Python API). Floats are
+        taken as the binary numbers they are; integers exactly, even beyond 2**53."""
+        values = {k: v.copy() for k, v in self.values.items()}
+        exact = {k: list(v) for k, v in self.exact.items()}
+        for name, value in given.items():
+            if name not in values:
+                known = ", ".join(self.names)
+                raise UsageError(f"no parameter {name!r}", hint=f"parameters are {known}")
+            array = np.asarray(value)
+            if array.size != values[name].size or array.dtype.kind not in "iuf":
+                raise UsageError(
+                    f"parameter {name} needs {values[name].size} number(s) of shape "
+                    f"{values[name].shape}, got {array.dtype} of shape {array.shape}"
+                )
+            flat = array.ravel().tolist()  # Python ints and floats, exact
+            as_float = np.asarray(flat, dtype=np.float64)
+            if not np.isfinite(as_float).all():
+                raise UsageError(f"parameter {name} is not finite")
+            values[name] = as_float.reshape(values[name].shape)
+            exact[name] = [Fraction(v) for v in flat]
+        return Params(values, {k: tuple(v) for k, v in exact.items()})
+
     def with_overrides(self, assignments: Iterable[str]) -> Params:
         """Apply ``NAME=VALUE`` strings (``theta1=0.5``, ``w[2]=1``, ``w=1,2,3``)."""
         values = {k: v.copy() for k, v in self.values.items()}
@@ -111,13 +134,17 @@ def _parse_assignment(assignment: str) -> tuple[str, list[tuple[float, Fraction]
                 f"--param {assignment!r}: {cell!r} is not a finite decimal number",
                 hint="write plain decimals such as 0.5 or -1.25e-3",
             )
-        numbers.append((value, Fraction(cell)))
+        exact = decimal_value(cell)
+        if exact is None:
+            raise UsageError(f"--param {assignment!r}: {cell} is far below float64's range")
+        numbers.append((value, exact))
     return target.strip(), numbers
 
 
 def _flat_index(assignment: str, name: str, text: str, shape: tuple[int, ...]) -> int:
-    index = tuple(int(part) for part in text.split(",") if part.strip())
-    if len(index) != len(shape) or any(i >= n for i, n in zip(index, shape)):
+    parts = [part.strip() for part in text.split(",")]
+    index = tuple(int(part) for part in parts if part)
+    if not all(parts) or len(index) != len(shape) or any(i >= n for i, n in zip(index, shape)):
         raise UsageError(
             f"--param {assignment!r}: {name} has shape {shape}, no element [{text}]",
             hint=f"elements are {element_names(name, shape)[0]} … {element_names(name, shape)[-1]}"

@@ -40,6 +40,7 @@ class Result:
     verdict: str | None = None  # agree | disagree | inconclusive; None unless status is ok
     why: str = ""  # one line for a verdict other than agree
     side: str = ""  # the loss file's function that ran (loss, loss_torch, grad_native, …)
+    missing: bool = False  # skipped because its framework is not installed
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,11 @@ class Report:
     def exit_code(self) -> int:
         if self.verdict == DISAGREE:
             return EXIT_DISAGREE
-        if self.explicit_backends and any(r.status != OK for r in self.results):
+        # A backend that ran and failed is always an error; one that is not installed only
+        # when it was asked for by name.
+        if any(r.status == FAILED for r in self.results) or (
+            self.explicit_backends and any(r.missing for r in self.results)
+        ):
             return EXIT_BACKEND
         if self.strict and self.verdict == INCONCLUSIVE:
             return EXIT_INCONCLUSIVE
@@ -104,7 +109,7 @@ def run(
         for dtype in dtypes:
             if missing:
                 note = f"{', '.join(missing)} not installed (see the README's install command)"
-                results.append(Result(name, dtype.name, SKIPPED, note=note))
+                results.append(Result(name, dtype.name, SKIPPED, note=note, missing=True))
             elif setup_error:
                 results.append(Result(name, dtype.name, FAILED, note=f"import: {setup_error}"))
             elif dtype.name in reference.unusable:

@@ -21,8 +21,10 @@ REFERENCE_NAME = "exact"
 def parse_backends(text: str) -> list[str]:
     """``"native,torch-grad"`` → registered names in the order given, duplicates dropped."""
     chosen: list[str] = []
-    for raw in text.split(","):
-        name = raw.strip()
+    names = [raw.strip() for raw in text.split(",")]
+    if not any(names):
+        raise UsageError("no backend named", hint=f"choose from {', '.join(BACKENDS)}")
+    for name in names:
         if name == REFERENCE_NAME:
             continue
         if name not in BACKENDS:
@@ -30,6 +32,11 @@ def parse_backends(text: str) -> list[str]:
             raise UsageError(f"unknown backend {name!r}", hint=f"choose from {known}")
         if name not in chosen:
             chosen.append(name)
+    if not chosen:
+        raise UsageError(
+            "exact is the reference, which always runs: name a backend to compare with it",
+            hint=f"choose from {', '.join(BACKENDS)}",
+        )
     return chosen
 
 

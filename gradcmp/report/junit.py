@@ -7,6 +7,7 @@ a skipped backend → <skipped>; inconclusive passes with the reason in <system-
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 
 from ..agreement import DISAGREE, INCONCLUSIVE
@@ -23,6 +24,14 @@ def _failure_text(result) -> str:
                 f"ratio {e.ratio:.6g}"
             )
     return "\n".join(lines)
+
+
+_INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _xml_safe(text: str) -> str:
+    """XML 1.0 cannot hold control characters (a data path may have them): show them."""
+    return _INVALID_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def render(report: Report) -> str:
@@ -69,5 +78,9 @@ def render(report: Report) -> str:
                 ET.SubElement(case, "failure", message=r.why, type="Inconclusive").text = r.why
             else:
                 ET.SubElement(case, "system-out").text = f"inconclusive: {r.why}"
+    for element in suite.iter():
+        element.attrib = {k: _xml_safe(v) for k, v in element.attrib.items()}
+        if element.text:
+            element.text = _xml_safe(element.text)
     ET.indent(suite)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suite, "unicode") + "\n"

@@ -90,7 +90,8 @@ def build(report: Report, plain: bool = False) -> Table:
     for dtype, values in reference_rows(report):
         cells = [_reference_cell(v) for v in values.outputs().values()]
         table.add_row(Text(reference.name, style="bold"), dtype, "reference", *cells, *timing)
-    table.rows[-1].end_section = True
+    if table.rows:
+        table.rows[-1].end_section = True
 
     for r in report.results:
         if r.status == OK:
