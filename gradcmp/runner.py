@@ -37,6 +37,7 @@ class Result:
     errors: dict[str, Error] = field(default_factory=dict)  # output name → error
     seconds: float | None = None
     note: str = ""
+    compile_seconds: float | None = None
     verdict: str | None = None  # agree | disagree | inconclusive; None unless status is ok
     why: str = ""  # one line for a verdict other than agree
     side: str = ""  # the loss file's function that ran (loss, loss_torch, grad_native, …)
@@ -166,18 +167,21 @@ def _run_one(problem: Problem, reference: Reference, name: str, dtype: DType) ->
     non_finite = [k for k, v in values.items() if not np.isfinite(v)]
     if non_finite:
         notes.append(f"non-finite: {', '.join(non_finite)}")
+    if output.run_seconds is not None:  # compiled: the call alone, compilation apart
+        seconds = output.run_seconds
     return Result(
         name,
         dtype.name,
         OK,
-        loss,
-        grads,
-        errors,
-        seconds,
-        "; ".join(notes),
-        verdict_of(errors),
-        explain(errors, truth, dtype, rows),
-        output.side if problem.model.source != "built-in" else "",
+        loss=loss,
+        grads=grads,
+        errors=errors,
+        seconds=seconds,
+        note="; ".join(notes),
+        compile_seconds=output.compile_seconds,
+        verdict=verdict_of(errors),
+        why=explain(errors, truth, dtype, rows),
+        side=output.side if problem.model.source != "built-in" else "",
     )
 
 

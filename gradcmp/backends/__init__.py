@@ -5,13 +5,18 @@ from __future__ import annotations
 
 from ..errors import UsageError
 from .base import Backend, Output, missing_modules
+from .jax_fwd import JaxFwd
 from .jax_grad import JaxGrad
+from .jax_jit import JaxJit
 from .native import Native
 from .torch_backward import TorchBackward
+from .torch_func import TorchFunc
 from .torch_grad import TorchGrad
 
+# The order of the table. The first four are the seed's.
 BACKENDS: dict[str, Backend] = {
-    b.name: b for b in (Native(), TorchGrad(), TorchBackward(), JaxGrad())
+    b.name: b
+    for b in (Native(), TorchGrad(), TorchBackward(), JaxGrad(), TorchFunc(), JaxJit(), JaxFwd())
 }
 
 # The reference is not a backend one can leave out; ``-b exact`` is accepted and changes nothing.

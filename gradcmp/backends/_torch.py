@@ -7,8 +7,9 @@ from ..dtypes import DType
 from ..problem import Problem
 
 
-def torch_inputs(problem: Problem, dtype: DType):
-    """(params as fresh leaf tensors requiring grad, X, y) in ``dtype``.
+def torch_inputs(problem: Problem, dtype: DType, leaves: bool = True):
+    """(params as fresh leaf tensors requiring grad — plain tensors unless ``leaves`` — X, y)
+    in ``dtype``.
 
     X and y share memory with gradcmp's read-only numpy arrays (``torch.from_numpy``); torch
     warns about non-writable arrays, which is harmless here because the loss never writes.
@@ -22,7 +23,7 @@ def torch_inputs(problem: Problem, dtype: DType):
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         X_t, y_t = torch.from_numpy(X), torch.from_numpy(y)
     params = {
-        k: torch.from_numpy(v).requires_grad_(True)
+        k: torch.from_numpy(v).requires_grad_(leaves)
         for k, v in problem.params.as_dtype(dtype).items()
     }
     return params, X_t, y_t

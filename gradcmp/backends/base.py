@@ -21,6 +21,9 @@ class Output:
     # Which of a loss file's functions produced it ("loss", "loss_torch", "grad_native" …):
     # the side of a port. Empty for built-in models.
     side: str = ""
+    # Where a backend compiles first (jax-jit): the compile and the compiled call, apart.
+    compile_seconds: float | None = None
+    run_seconds: float | None = None
 
 
 class Backend(Protocol):

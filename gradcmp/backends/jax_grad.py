@@ -1,10 +1,4 @@
-"""``jax-grad``: ``jax.value_and_grad`` run eagerly (no jit).
-
-float64 needs JAX's x64 mode. gradcmp turns it on only inside this backend's call, with the
-thread-local ``jax.enable_x64`` context manager, so a program that imports gradcmp keeps its own
-``jax_enable_x64`` setting; float32 runs with x64 off, whatever the caller's setting, so the
-result does not depend on it.
-"""
+"""``jax-grad``: ``jax.value_and_grad`` run eagerly (no jit); x64 scoped as ``_jax.py`` says."""
 
 from __future__ import annotations
 
@@ -12,6 +6,7 @@ import numpy as np
 
 from ..dtypes import DType
 from ..problem import Problem
+from ._jax import check_dtype, jax_inputs
 from .base import Output
 
 
@@ -26,20 +21,9 @@ class JaxGrad:
 
     def compute(self, problem: Problem, dtype: DType) -> Output:
         import jax
-        import jax.numpy as jnp
 
-        X_np, y_np = problem.inputs(dtype)
-        with jax.enable_x64(dtype.name == "float64"):
-            X, y = jnp.asarray(X_np), jnp.asarray(y_np)
-            params = {k: jnp.asarray(v) for k, v in problem.params.as_dtype(dtype).items()}
-
-            loss_fn, which = problem.model.loss_for("jax", jnp)
-
-            def loss_of(p):
-                return loss_fn(p, X, y)
-
-            loss, grads = jax.value_and_grad(loss_of)(params)
+        with jax_inputs(problem, dtype) as (params, X, y, loss_fn, side):
+            loss, grads = jax.value_and_grad(lambda p: loss_fn(p, X, y))(params)
             loss, grads = np.asarray(loss), {k: np.asarray(g) for k, g in grads.items()}
-        if loss.dtype != np.dtype(dtype.name):
-            raise RuntimeError(f"computed in {loss.dtype}, not {dtype.name}")
-        return Output(loss, grads, side=which)
+        check_dtype(loss, dtype)
+        return Output(loss, grads, side=side)

@@ -74,11 +74,14 @@ def underflow_weights(params, data: ExactData):
     n, columns = data.rows, data.columns
     rho = len(theta1) + 3 + sum(abs(t) for t in theta1)
     rows, L, _ = _rows(params, data, absolute=True)
-    a = [Fraction(r, L) for r in rows]
-    loss_weight = sum(2 * a_i * rho + 3 for a_i in a) + 2
+    sum_a = Fraction(sum(rows), L)  # Σ a_i, exactly, in integers
+    loss_weight = 2 * rho * sum_a + 3 * n + 2  # Σ(2·a_i·ρ + 3) + 2
     grad0_weight = n * (rho + 3) + 2
-    grad1_weights = [
-        sum((rho + 2) * abs(x) + a_i + 3 for x, a_i in zip(col.fractions(), a)) + 2
+    grad1_weights = [  # Σ((ρ + 2)·|x_ij| + a_i + 3) + 2
+        (rho + 2) * Fraction(sum(abs(x) for x in col.numerators), col.denominator)
+        + sum_a
+        + 3 * n
+        + 2
         for col in columns
     ]
     return loss_weight, {"theta0": [grad0_weight], "theta1": grad1_weights}

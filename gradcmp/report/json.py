@@ -66,6 +66,7 @@ def _result(r: Result) -> dict:
         "grads": {k: number(v) for k, v in r.grads.items()},
         "errors": _errors(r.errors),
         "seconds": r.seconds,
+        "compile_seconds": r.compile_seconds,
         "note": r.note,
     }
 

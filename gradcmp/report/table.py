@@ -104,7 +104,8 @@ def build(report: Report, plain: bool = False) -> Table:
         else:
             verdict = Text(r.status, style="red" if r.status == "failed" else "dim")
             cells = [Text("—", style="dim")] * len(outputs)
-        timing = [] if plain else [seconds_text(r.seconds)]
+        compiled = f"\n+{seconds_text(r.compile_seconds)} compile" if r.compile_seconds else ""
+        timing = [] if plain else [seconds_text(r.seconds) + compiled]
         backend = f"{r.backend}\n({r.side})" if r.side else r.backend
         table.add_row(backend, r.dtype, verdict, *cells, *timing)
     return table

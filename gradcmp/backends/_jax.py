@@ -1,0 +1,37 @@
+"""What the JAX backends share: inputs and the loss under a scoped x64 setting.
+
+float64 needs JAX's x64 mode. gradcmp turns it on only inside a backend's call, with the
+thread-local ``jax.enable_x64`` context manager, so a program that imports gradcmp keeps its own
+``jax_enable_x64`` setting; float32 runs with x64 off, whatever the caller's setting, so the
+result does not depend on it.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import numpy as np
+
+from ..dtypes import DType
+from ..problem import Problem
+
+
+@contextmanager
+def jax_inputs(problem: Problem, dtype: DType):
+    """Yields (params, X, y, loss(params, X, y), side) as JAX arrays in ``dtype``: the
+    file's ``loss_jax`` where it has one, else the generic loss with ``xp`` = jax.numpy."""
+    import jax
+    import jax.numpy as jnp
+
+    X_np, y_np = problem.inputs(dtype)
+    with jax.enable_x64(dtype.name == "float64"):
+        X, y = jnp.asarray(X_np), jnp.asarray(y_np)
+        params = {k: jnp.asarray(v) for k, v in problem.params.as_dtype(dtype).items()}
+        loss_fn, side = problem.model.loss_for("jax", jnp)
+        yield params, X, y, loss_fn, side
+
+
+def check_dtype(loss: np.ndarray, dtype: DType) -> None:
+    """A float64 run that came back in float32 means x64 was off: a failure, not a result."""
+    if loss.dtype != np.dtype(dtype.name):
+        raise RuntimeError(f"computed in {loss.dtype}, not {dtype.name} (JAX x64 off?)")

@@ -1,0 +1,37 @@
+"""``jax-fwd``: forward mode, ``jax.jacfwd`` — one JVP per parameter element, no backward pass.
+
+An independent route to the same gradient: a bug in a custom VJP, or a reverse-mode rule,
+shows up as a disagreement between this and ``jax-grad``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..dtypes import DType
+from ..problem import Problem
+from ._jax import check_dtype, jax_inputs
+from .base import Output
+
+
+class JaxFwd:
+    name = "jax-fwd"
+    description = "jax.jacfwd (forward mode), eager"
+    requires = ("jax", "jaxlib")
+    dtypes = ("float64", "float32")
+
+    def setup(self) -> None:
+        import jax  # noqa: F401
+
+    def compute(self, problem: Problem, dtype: DType) -> Output:
+        import jax
+
+        with jax_inputs(problem, dtype) as (params, X, y, loss_fn, side):
+
+            def loss_of(p):
+                return loss_fn(p, X, y)
+
+            loss = np.asarray(loss_of(params))
+            grads = {k: np.asarray(g) for k, g in jax.jacfwd(loss_of)(params).items()}
+        check_dtype(loss, dtype)
+        return Output(loss, grads, side=side)
