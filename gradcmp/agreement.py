@@ -115,7 +115,11 @@ def measure(
     magnitude: Fraction = Fraction(0),
     tau: Fraction | None = None,
 ) -> Error:
-    resolution = (INF if tau is None else to_float(tau / magnitude)) if magnitude else 0.0
+    # No bound (τ unknown or infinite): nothing is certified, whatever the magnitude.
+    if tau is None:
+        resolution = INF
+    else:
+        resolution = to_float(tau / magnitude) if magnitude else 0.0
     bound_float = INF if tau is None else to_float(tau)
     if not math.isfinite(value):
         rounds_to_inf = abs(reference) > dtype.max_value and value == to_float(reference) * INF
