@@ -13,7 +13,7 @@ from pathlib import Path
 from . import baseline as baseline_module
 from . import data as data_module
 from . import lossfile
-from .backends import BACKENDS, parse_backends
+from .backends import DEFAULT_BACKENDS, parse_backends
 from .dtypes import parse_dtypes
 from .errors import UsageError
 from .models import get_model
@@ -42,8 +42,9 @@ def compare(
         model: a built-in model name (``gradcmp models``); default ``linear``.
         loss: instead of ``model``, a loss file (DESIGN.md's contract: PARAMS, loss, …).
         params: initial values, ``{"theta1": 0.5}`` or ``["theta1=0.5"]``; default zeros.
-        backends: names (list or comma-separated); default every registered backend, a
-            missing one skipped. Named backends that are missing or fail set exit code 3.
+        backends: names (list or comma-separated), or "all"; default the seed's four
+            (native, torch-grad, torch-backward, jax-grad), a missing one skipped. A
+            backend that fails, or a named one that is missing, sets exit code 3.
         dtypes: ``["float32", "float64"]`` or ``"float32,float64"`` (the default).
         target: the CSV's target column.
         strict: count inconclusive as a failure (``Report.exit_code`` 4).
@@ -95,7 +96,7 @@ def run_from_options(
 def _run(data, arrays, target, model, backends, dtypes, params, strict, loss=None) -> Report:
     # Parse every option before reading data, so a typo is reported before any slow work.
     chosen_model = lossfile.load(loss) if loss is not None else get_model(model)
-    backend_names = parse_backends(backends) if backends is not None else list(BACKENDS)
+    backend_names = parse_backends(backends) if backends is not None else list(DEFAULT_BACKENDS)
     chosen_dtypes = parse_dtypes(dtypes)
     start = time.perf_counter()
     if arrays is not None:

@@ -95,7 +95,8 @@ def cli() -> None:
     "--backend",
     "backend_list",
     multiple=True,
-    help="Backends, comma-separated or repeated [default: all registered].",
+    help="Backends, comma-separated or repeated; 'all' for every one "
+    "[default: native,torch-grad,torch-backward,jax-grad].",
 )
 @click.option(
     "--dtype",

@@ -19,6 +19,9 @@ BACKENDS: dict[str, Backend] = {
     for b in (Native(), TorchGrad(), TorchBackward(), JaxGrad(), TorchFunc(), JaxJit(), JaxFwd())
 }
 
+# What runs without -b: the seed's four (quick); ``-b all`` runs every registered backend.
+DEFAULT_BACKENDS = ("native", "torch-grad", "torch-backward", "jax-grad")
+
 # The reference is not a backend one can leave out; ``-b exact`` is accepted and changes nothing.
 REFERENCE_NAME = "exact"
 
@@ -31,6 +34,9 @@ def parse_backends(text: str) -> list[str]:
         raise UsageError("no backend named", hint=f"choose from {', '.join(BACKENDS)}")
     for name in names:
         if name == REFERENCE_NAME:
+            continue
+        if name == "all":
+            chosen.extend(b for b in BACKENDS if b not in chosen)
             continue
         if name not in BACKENDS:
             known = ", ".join(BACKENDS)
@@ -45,4 +51,12 @@ def parse_backends(text: str) -> list[str]:
     return chosen
 
 
-__all__ = ["BACKENDS", "REFERENCE_NAME", "Backend", "Output", "missing_modules", "parse_backends"]
+__all__ = [
+    "BACKENDS",
+    "DEFAULT_BACKENDS",
+    "REFERENCE_NAME",
+    "Backend",
+    "Output",
+    "missing_modules",
+    "parse_backends",
+]
