@@ -164,11 +164,9 @@ class WrongShape(Broken):
 def planted(monkeypatch):
     extra = {b.name: b for b in (Broken(), Missing(), WrongShape())}
     monkeypatch.setattr(backends_module, "BACKENDS", {**backends_module.BACKENDS, **extra})
-    import gradcmp.api
     import gradcmp.runner
 
     monkeypatch.setattr(gradcmp.runner, "BACKENDS", backends_module.BACKENDS)
-    monkeypatch.setattr(gradcmp.api, "BACKENDS", backends_module.BACKENDS)
 
 
 @pytest.mark.parametrize(
