@@ -35,11 +35,26 @@ class DType:
         exponent = self.min_exponent if x == 0 else max(floor_log2(abs(x)), self.min_exponent)
         return Fraction(2) ** (exponent - self.precision + 1)
 
+    @property
+    def numpy_dtype(self):
+        """The numpy dtype: numpy's own, or ml_dtypes' bfloat16 (installed with JAX)."""
+        import numpy as np
+
+        if self.name == "bfloat16":
+            try:
+                import ml_dtypes
+            except ImportError:
+                raise UsageError(
+                    "bfloat16 needs the ml_dtypes package", hint="pip install ml_dtypes"
+                ) from None
+            return np.dtype(ml_dtypes.bfloat16)
+        return np.dtype(self.name)
+
     def round(self, values):
         """``values`` (numpy float64 data) rounded to this format, as numpy arrays of it."""
         import numpy as np
 
-        return np.asarray(values, dtype=self.name)
+        return np.asarray(values).astype(self.numpy_dtype)
 
 
 def floor_log2(x: Fraction) -> int:
@@ -51,9 +66,19 @@ def floor_log2(x: Fraction) -> int:
 
 FLOAT64 = DType("float64", precision=53, min_exponent=-1022)
 FLOAT32 = DType("float32", precision=24, min_exponent=-126)
+FLOAT16 = DType("float16", precision=11, min_exponent=-14)
+BFLOAT16 = DType("bfloat16", precision=8, min_exponent=-126)
 
-DTYPES: dict[str, DType] = {d.name: d for d in (FLOAT64, FLOAT32)}
-ALIASES = {"f64": "float64", "double": "float64", "f32": "float32", "single": "float32"}
+DTYPES: dict[str, DType] = {d.name: d for d in (FLOAT64, FLOAT32, FLOAT16, BFLOAT16)}
+ALIASES = {
+    "f64": "float64",
+    "double": "float64",
+    "f32": "float32",
+    "single": "float32",
+    "f16": "float16",
+    "half": "float16",
+    "bf16": "bfloat16",
+}
 
 
 def parse_dtypes(text: str) -> list[DType]:

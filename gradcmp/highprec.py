@@ -69,8 +69,9 @@ def _emax(a, b) -> np.ndarray:
     return np.maximum(a.real, b.real) + 1j * np.maximum(a.imag, b.imag)
 
 
-# Below this, an input may be subnormal in float32 and flushed to zero (DAZ): one underflow.
-SMALLEST_NORMAL_FLOAT32 = 2.0**-126
+# Below this an input may be subnormal (in float16, whose smallest normal is the largest of
+# the dtypes) and flushed to zero (DAZ): one underflow.
+SMALLEST_NORMAL = 2.0**-14
 
 
 def _exact_in_float32(value: float) -> bool:
@@ -212,7 +213,7 @@ def leaf(values) -> Tracked:
     """An input: the values a backend receives (floats), or as written (Fractions); no error."""
     array = np.asarray(values)
     magnitude = np.abs(array.astype(np.float64))
-    flushable = (magnitude > 0) & (magnitude < SMALLEST_NORMAL_FLOAT32)
+    flushable = (magnitude > 0) & (magnitude < SMALLEST_NORMAL)
     return Tracked(_objects(array), 1j * flushable, magnitude)
 
 

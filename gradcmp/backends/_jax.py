@@ -33,5 +33,5 @@ def jax_inputs(problem: Problem, dtype: DType):
 
 def check_dtype(loss: np.ndarray, dtype: DType) -> None:
     """A float64 run that came back in float32 means x64 was off: a failure, not a result."""
-    if loss.dtype != np.dtype(dtype.name):
+    if loss.dtype != dtype.numpy_dtype:
         raise RuntimeError(f"computed in {loss.dtype}, not {dtype.name} (JAX x64 off?)")

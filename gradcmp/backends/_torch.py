@@ -19,14 +19,26 @@ def torch_inputs(problem: Problem, dtype: DType, leaves: bool = True):
     import torch
 
     X, y = problem.inputs(dtype)
+    if dtype.name == "bfloat16":  # numpy has no bfloat16 torch can share: via float32, exactly
+
+        def tensor(a):
+            return torch.from_numpy(a.astype("float32")).to(torch.bfloat16)
+    else:
+        tensor = torch.from_numpy
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        X_t, y_t = torch.from_numpy(X), torch.from_numpy(y)
+        X_t, y_t = tensor(X), tensor(y)
     params = {
-        k: torch.from_numpy(v).requires_grad_(leaves)
-        for k, v in problem.params.as_dtype(dtype).items()
+        k: tensor(v).requires_grad_(leaves) for k, v in problem.params.as_dtype(dtype).items()
     }
     return params, X_t, y_t
+
+
+def to_numpy(tensor):
+    """A result as a numpy float64 array (widening is exact; numpy has no bfloat16)."""
+    import torch
+
+    return tensor.detach().to(torch.float64).numpy()
 
 
 def torch_loss(problem: Problem):

@@ -18,7 +18,7 @@ class JaxFwd:
     name = "jax-fwd"
     description = "jax.jacfwd (forward mode), eager"
     requires = ("jax", "jaxlib")
-    dtypes = ("float64", "float32")
+    dtypes = ("float64", "float32", "float16", "bfloat16")
 
     def setup(self) -> None:
         import jax  # noqa: F401

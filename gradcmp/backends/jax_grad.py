@@ -14,7 +14,7 @@ class JaxGrad:
     name = "jax-grad"
     description = "jax.value_and_grad, eager; float64 under a scoped jax.enable_x64"
     requires = ("jax", "jaxlib")
-    dtypes = ("float64", "float32")
+    dtypes = ("float64", "float32", "float16", "bfloat16")
 
     def setup(self) -> None:
         import jax  # noqa: F401

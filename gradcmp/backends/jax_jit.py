@@ -21,7 +21,7 @@ class JaxJit:
     name = "jax-jit"
     description = "jax.jit(jax.value_and_grad), XLA-compiled; compile time reported apart"
     requires = ("jax", "jaxlib")
-    dtypes = ("float64", "float32")
+    dtypes = ("float64", "float32", "float16", "bfloat16")
 
     def setup(self) -> None:
         import jax  # noqa: F401

@@ -8,9 +8,17 @@ from ..dtypes import DType
 from ..problem import Problem
 from .base import Output, SkipBackend
 
-# Python floats are float64; numpy's float32 scalars keep every operation in float32
-# (NEP 50: a Python int or float operand does not promote a numpy float32).
-SCALARS = {"float64": float, "float32": np.float32}
+# Python floats are float64; numpy's float32 and float16 scalars keep every operation in their
+# dtype (NEP 50: a Python int or float operand does not promote them); ml_dtypes' bfloat16
+# computes in float32 and rounds back, which for +, −, ×, ÷ is the correctly rounded bfloat16
+# result (24 ≥ 2·8 + 2 bits: double rounding is innocuous, Figueroa 1995).
+SCALARS = {"float64": float, "float32": np.float32, "float16": np.float16, "bfloat16": None}
+
+
+def _scalar(dtype: DType):
+    if dtype.name == "bfloat16":
+        return dtype.numpy_dtype.type
+    return SCALARS[dtype.name]
 
 
 class Native:
@@ -28,7 +36,9 @@ class Native:
             raise SkipBackend(f"{model.name} has no hand-derived gradient (grad_native)")
         if dtype.name not in model.native_dtypes:
             raise SkipBackend(f"{model.name}'s hand-derived gradient computes in Python floats")
-        scalar = SCALARS[dtype.name]
+        if dtype.name not in self.dtypes:
+            raise SkipBackend(f"native does not compute in {dtype.name}")
+        scalar = _scalar(dtype)
         X, y = problem.inputs(dtype)
         if scalar is float:
             rows, target = X.tolist(), y.tolist()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..dtypes import DType
 from ..problem import Problem
-from ._torch import torch_inputs, torch_loss
+from ._torch import to_numpy, torch_inputs, torch_loss
 from .base import Output
 
 
@@ -12,7 +12,7 @@ class TorchBackward:
     name = "torch-backward"
     description = "loss.backward(), then each parameter's .grad (fresh leaves every call)"
     requires = ("torch",)
-    dtypes = ("float64", "float32")
+    dtypes = ("float64", "float32", "float16", "bfloat16")
 
     def setup(self) -> None:
         import torch  # noqa: F401
@@ -29,5 +29,5 @@ class TorchBackward:
         unused = [k for k, p in params.items() if p.grad is None]
         if unused:
             raise RuntimeError(f".grad is None for {', '.join(unused)}: not used by the loss")
-        grads = {k: p.grad.numpy() for k, p in params.items()}
-        return Output(loss.detach().numpy(), grads, side=side)
+        grads = {k: to_numpy(p.grad) for k, p in params.items()}
+        return Output(to_numpy(loss), grads, side=side)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..dtypes import DType
 from ..problem import Problem
-from ._torch import torch_inputs, torch_loss
+from ._torch import to_numpy, torch_inputs, torch_loss
 from .base import Output
 
 
@@ -13,7 +13,7 @@ class TorchFunc:
     name = "torch-func"
     description = "torch.func.grad_and_value (functional, no .grad state)"
     requires = ("torch",)
-    dtypes = ("float64", "float32")
+    dtypes = ("float64", "float32", "float16", "bfloat16")
 
     def setup(self) -> None:
         import torch.func  # noqa: F401
@@ -26,6 +26,4 @@ class TorchFunc:
         loss_fn, side = torch_loss(problem)
         with torch.enable_grad():
             grads, loss = torch.func.grad_and_value(lambda p: loss_fn(p, X, y))(params)
-        return Output(
-            loss.detach().numpy(), {k: g.detach().numpy() for k, g in grads.items()}, side=side
-        )
+        return Output(to_numpy(loss), {k: to_numpy(g) for k, g in grads.items()}, side=side)

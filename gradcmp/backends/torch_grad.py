@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..dtypes import DType
 from ..problem import Problem
-from ._torch import torch_inputs, torch_loss
+from ._torch import to_numpy, torch_inputs, torch_loss
 from .base import Output
 
 
@@ -12,7 +12,7 @@ class TorchGrad:
     name = "torch-grad"
     description = "torch.autograd.grad(loss, params)"
     requires = ("torch",)
-    dtypes = ("float64", "float32")
+    dtypes = ("float64", "float32", "float16", "bfloat16")
 
     def setup(self) -> None:
         import torch  # noqa: F401
@@ -25,5 +25,5 @@ class TorchGrad:
         with torch.enable_grad():
             loss = loss_fn(params, X, y)
             grads = torch.autograd.grad(loss, list(params.values()))
-        grads = dict(zip(params, (g.numpy() for g in grads)))
-        return Output(loss.detach().numpy(), grads, side=side)
+        grads = dict(zip(params, (to_numpy(g) for g in grads)))
+        return Output(to_numpy(loss), grads, side=side)

@@ -43,7 +43,7 @@ class Model:
     param_shapes: Callable[[int], dict[str, tuple[int, ...]]]
     loss: LossFn
     native: NativeFn | None = None
-    native_dtypes: tuple[str, ...] = ("float64", "float32")
+    native_dtypes: tuple[str, ...] = ("float64", "float32", "float16", "bfloat16")
     exact: ExactFn | None = None
     # The agreement rule's M per output (exact, same shape as ``exact``'s result) and c per
     # output name ("loss" and each parameter name) for n_features; see agreement.bound.
