@@ -168,6 +168,11 @@ def explain(errors: dict[str, Error], reference: dict[str, Fraction], dtype: DTy
                 "nothing more can be checked"
             )
         name, e = max(errors.items(), key=lambda item: item[1].resolution)
+        if not math.isfinite(e.bound):
+            return (
+                f"no rounding bound for {name} (the reference has none, or it is infinite in "
+                f"{dtype.name} on {rows} rows): its error cannot be judged"
+            )
         if not math.isfinite(e.resolution):
             share = "unbounded"
         elif e.resolution > 10:

@@ -16,7 +16,7 @@ from . import lossfile
 from .backends import DEFAULT_BACKENDS, parse_backends
 from .dtypes import parse_dtypes
 from .errors import UsageError
-from .models import get_model
+from .models import get_model, mlp
 from .params import Params
 from .problem import Problem
 from .runner import Report, run
@@ -34,6 +34,8 @@ def compare(
     dtypes: Sequence[str] | str | None = None,
     target: str = "y",
     strict: bool = False,
+    hidden: Sequence[int] | None = None,
+    seed: int | None = None,
 ) -> Report:
     """Compute loss and gradient with each backend and hold them against the exact reference.
 
@@ -48,6 +50,7 @@ def compare(
         dtypes: ``["float32", "float64"]`` or ``"float32,float64"`` (the default).
         target: the CSV's target column.
         strict: count inconclusive as a failure (``Report.exit_code`` 4).
+        hidden, seed: the mlp's hidden sizes and initial-weight seed.
 
     Returns:
         The Report: ``.verdict``, ``.results``, ``.exit_code``, ``.to_dict()`` (the JSON report).
@@ -61,16 +64,20 @@ def compare(
         raise UsageError("data must be a path or an (X, y) pair of arrays")
     if model is not None and loss is not None:
         raise UsageError("give a model or a loss file, not both")
+    chosen = _model(
+        model or "linear",
+        None if loss is None else os.fspath(loss),
+        {"hidden": hidden, "seed": seed},
+    )
     return _run(
         dataset_source,
         arrays,
         target,
-        model or "linear",
+        chosen,
         _join(backends),
         DEFAULT_DTYPES if dtypes is None else _join(dtypes),
         params or (),
         strict,
-        None if loss is None else os.fspath(loss),
     )
 
 
@@ -84,8 +91,10 @@ def run_from_options(
     strict: bool = False,
     baseline: str | None = None,
     loss: str | None = None,
+    model_options: Mapping[str, object] | None = None,
 ) -> Report:
-    report = _run(data, None, target, model, backends, dtypes, params, strict, loss)
+    chosen = _model(model, loss, model_options or {})
+    report = _run(data, None, target, chosen, backends, dtypes, params, strict)
     if baseline:
         saved = baseline_module.load(baseline)
         comparison = baseline_module.compare_with(report, saved, baseline)
@@ -93,9 +102,30 @@ def run_from_options(
     return report
 
 
-def _run(data, arrays, target, model, backends, dtypes, params, strict, loss=None) -> Report:
-    # Parse every option before reading data, so a typo is reported before any slow work.
-    chosen_model = lossfile.load(loss) if loss is not None else get_model(model)
+def _model(model: str, loss: str | None, options: Mapping[str, object]):
+    """The Model to check: a loss file, or a built-in one with its options (mlp's sizes)."""
+    given = {k: v for k, v in options.items() if v is not None}
+    if loss is not None:
+        if given:
+            raise UsageError(f"--{next(iter(given))} applies to --model mlp, not to a loss file")
+        return lossfile.load(loss)
+    chosen = get_model(model)
+    if chosen.name == "mlp":
+        hidden = given.get("hidden")
+        if isinstance(hidden, str):
+            try:
+                hidden = tuple(int(h) for h in hidden.split(","))
+            except ValueError:
+                raise UsageError(
+                    f"--hidden {hidden!r} is not a list of sizes", hint="write --hidden 16,8"
+                ) from None
+        return mlp.configure(chosen, hidden, given.get("seed"))
+    if given:
+        raise UsageError(f"--{next(iter(given))} applies to --model mlp, not to {model}")
+    return chosen
+
+
+def _run(data, arrays, target, chosen_model, backends, dtypes, params, strict) -> Report:
     backend_names = parse_backends(backends) if backends is not None else list(DEFAULT_BACKENDS)
     chosen_dtypes = parse_dtypes(dtypes)
     start = time.perf_counter()
@@ -104,7 +134,9 @@ def _run(data, arrays, target, model, backends, dtypes, params, strict, loss=Non
     else:
         dataset = data_module.load(data, target)
     load_seconds = time.perf_counter() - start
-    initial = Params.from_arrays(chosen_model.initial_params(dataset.features))
+    if chosen_model.validate is not None:
+        chosen_model.validate(dataset)
+    initial = Params.from_arrays(chosen_model.initial_params(dataset))
     problem = Problem(chosen_model, dataset, _with_params(initial, params))
     if chosen_model.source != "built-in":
         lossfile.preflight(problem)
@@ -143,6 +175,7 @@ def write_outputs(
     output: str | None = None,
     report_dir: str | None = None,
     save_baseline: str | None = None,
+    json_detail: str = "full",
 ) -> None:
     """The report in ``fmt`` to stdout (or ``output``), every format into ``report_dir``, the
     JSON report to ``save_baseline``. Files are written atomically: no half-written report."""
@@ -152,9 +185,9 @@ def write_outputs(
         if given is not None and not given.strip():
             raise UsageError("cannot write a report to ''", hint="give a file name")
     if output is None:
-        show(report, fmt, sys.stdout)
+        show(report, fmt, sys.stdout, json_detail)
     else:
-        write_atomically(Path(output), render(report, fmt))
+        write_atomically(Path(output), render(report, fmt, json_detail))
     if report_dir is not None:
         directory = Path(report_dir)
         try:
@@ -164,7 +197,7 @@ def write_outputs(
                 f"cannot create the report directory {report_dir}: {exc.strerror}"
             ) from None
         for name, filename in REPORT_FILES.items():
-            write_atomically(directory / filename, render(report, name))
+            write_atomically(directory / filename, render(report, name, json_detail))
     if save_baseline is not None:
         write_atomically(Path(save_baseline), render(report, "json"))
 

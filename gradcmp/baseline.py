@@ -87,6 +87,12 @@ def load(path: str) -> dict:
             where=path,
             hint="give a report written by --save-baseline or --format json",
         )
+    if saved.get("detail", "full") != "full":
+        raise InputError(
+            "a --json-detail summary report cannot be a baseline (it lacks most values)",
+            where=path,
+            hint="save baselines with --save-baseline",
+        )
     return saved
 
 

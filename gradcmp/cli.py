@@ -85,6 +85,12 @@ def cli() -> None:
     "--model", "model_name", default=None, help="Built-in model (gradcmp models) [default: linear]."
 )
 @click.option(
+    "--hidden",
+    metavar="N[,N]",
+    help="mlp: hidden layer sizes, one or two [default: 8].",
+)
+@click.option("--seed", type=int, help="mlp: seed of the initial weights [default: 0].")
+@click.option(
     "--loss",
     "loss_path",
     type=click.Path(dir_okay=False, path_type=str),
@@ -128,6 +134,13 @@ def cli() -> None:
     type=click.Path(file_okay=False, path_type=str),
     help="Also write every format here: gradcmp.txt, gradcmp.json, gradcmp-junit.xml, gradcmp.md.",
 )
+@click.option(
+    "--json-detail",
+    type=click.Choice(["full", "summary"]),
+    default="full",
+    show_default=True,
+    help="JSON: every gradient element, or per parameter tensor its worst one.",
+)
 @click.option("--strict", is_flag=True, help="Fail (exit 4) on an inconclusive verdict.")
 @click.option(
     "--save-baseline",
@@ -145,6 +158,8 @@ def run(
     data_path,
     target,
     model_name,
+    hidden,
+    seed,
     loss_path,
     backend_list,
     dtype_list,
@@ -152,6 +167,7 @@ def run(
     output_format,
     output,
     report_dir,
+    json_detail,
     strict,
     save_baseline,
     baseline_path,
@@ -170,6 +186,7 @@ def run(
         data=data_path,
         target=target,
         model=model_name or "linear",
+        model_options={"hidden": hidden, "seed": seed},
         loss=loss_path,
         backends=",".join(backend_list) if backend_list else None,
         dtypes=dtype_list,
@@ -177,7 +194,7 @@ def run(
         strict=strict,
         baseline=baseline_path,
     )
-    api.write_outputs(report, output_format, output, report_dir, save_baseline)
+    api.write_outputs(report, output_format, output, report_dir, save_baseline, json_detail)
     return report.exit_code
 
 
@@ -229,21 +246,23 @@ def backends() -> None:
 @cli.command()
 def models() -> None:
     """List the built-in models with their parameters and formula."""
+    from rich.markup import escape
     from rich.table import Table
 
     from .models import MODELS
+    from .models.base import DataShape
     from .report.table import console_for
 
     table = Table("model", "parameters (d features)", "loss", "description")
     for name, model in MODELS.items():
-        shapes = model.param_shapes(1), model.param_shapes(3)
+        shapes = model.param_shapes(DataShape(1, 3)), model.param_shapes(DataShape(3, 3))
         params = (
             ", ".join(shapes[0])
             + "  (d = 3: "
             + ", ".join(f"{k}{list(s) if s else ''}" for k, s in shapes[1].items())
             + ")"
         )
-        table.add_row(name, params, model.formula, model.description)
+        table.add_row(name, escape(params), escape(model.formula), escape(model.description))
     console_for(sys.stdout).print(table)
 
 

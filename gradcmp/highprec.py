@@ -123,7 +123,7 @@ class Tracked:
         return reshape(self, tuple(shape))
 
     def astype(self, dtype, copy=True):
-        kind = np.dtype(dtype if not hasattr(dtype, "dtype") else dtype.dtype).kind
+        kind = np.dtype(dtype).kind
         if kind in "iub":
             return np.array([int(x) for x in self.v.ravel()]).reshape(self.shape).astype(dtype)
         return self
@@ -180,7 +180,16 @@ class Tracked:
     def __abs__(self):
         return abs_(self)
 
-    # Comparisons give plain boolean arrays (for ``where`` masks), from the values.
+    # Comparisons give plain boolean arrays (for ``where`` masks, one-hot labels), from the
+    # values; so Tracked arrays are not hashable (nothing here hashes them).
+    __hash__ = None
+
+    def __eq__(self, other):
+        return _values_of(self) == _values_of(other)
+
+    def __ne__(self, other):
+        return _values_of(self) != _values_of(other)
+
     def __lt__(self, other):
         return _values_of(self) < _values_of(other)
 

@@ -56,12 +56,12 @@ def load(path: str | Path) -> Model:
         name=path.name,
         formula=doc[0] if doc else f"loss() in {path.name}",
         description=f"user loss file {name}",
-        param_shapes=lambda n_features: dict(shapes),
+        param_shapes=lambda shape: dict(shapes),
         loss=loss,
         native=_native_adapter(grad_native, shapes) if callable(grad_native) else None,
         native_dtypes=("float64",),
         framework_losses=framework_losses,
-        initial=lambda n_features: {k: v.copy() for k, v in initial.items()},
+        initial=lambda shape: {k: v.copy() for k, v in initial.items()},
         source=name,
     )
 

@@ -138,7 +138,7 @@ def seed_problem(loss: Callable) -> Problem:
     """A copy of the seed problem (bundled data, θ = 0) whose loss is ``loss``."""
     model = dataclasses.replace(get_model("linear"), loss=loss)
     dataset = data.load(None)
-    return Problem(model, dataset, Params.from_arrays(model.initial_params(dataset.features)))
+    return Problem(model, dataset, Params.from_arrays(model.initial_params(dataset)))
 
 
 def run_selftest(backends: list[str] | None = None) -> SelftestResult:

@@ -28,7 +28,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if REQUIRE_ALL_B
 def seed_problem() -> Problem:
     dataset = data.load(None)
     model = get_model("linear")
-    return Problem(model, dataset, Params.from_arrays(model.initial_params(dataset.features)))
+    return Problem(model, dataset, Params.from_arrays(model.initial_params(dataset)))
 
 
 @pytest.fixture(params=list(BACKENDS))

@@ -22,7 +22,7 @@ def make_problem(X, y, params=None, model="linear") -> Problem:
         y=np.asarray(y, dtype=np.float64),
     )
     chosen = get_model(model)
-    values = chosen.initial_params(dataset.features)
+    values = chosen.initial_params(dataset)
     if params:
         values.update({k: np.asarray(v, dtype=np.float64) for k, v in params.items()})
     return Problem(chosen, dataset, Params.from_arrays(values))

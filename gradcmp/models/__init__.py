@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from ..errors import UsageError
-from . import linear
-from .base import Model
+from . import linear, logistic, mlp, softmax
+from .base import DataShape, Model
 
-MODELS: dict[str, Model] = {
-    linear.MODEL.name: linear.MODEL,
-}
+MODELS: dict[str, Model] = {m.MODEL.name: m.MODEL for m in (linear, logistic, softmax, mlp)}
 
 
 def get_model(name: str) -> Model:
@@ -17,4 +15,4 @@ def get_model(name: str) -> Model:
     return MODELS[name]
 
 
-__all__ = ["MODELS", "Model", "get_model"]
+__all__ = ["MODELS", "DataShape", "Model", "get_model"]

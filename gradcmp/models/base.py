@@ -25,6 +25,37 @@ NativeFn = Callable[..., tuple[Any, dict[str, list[Any]]]]
 ExactFn = Callable[[Mapping[str, tuple[Fraction, ...]], ExactData], tuple[Fraction, dict]]
 
 
+class ScalarMath:
+    """exp, log, log1p, tanh in the native loops' own dtype: math for Python floats (float64),
+    numpy's ufuncs for numpy and ml_dtypes scalars (which keep float32/float16/bfloat16)."""
+
+    def __init__(self, scalar):
+        import math
+
+        source = math if scalar is float else np
+        self.exp, self.log, self.log1p, self.tanh = (
+            source.exp,
+            source.log,
+            source.log1p,
+            source.tanh,
+        )
+
+
+@dataclass(frozen=True)
+class DataShape:
+    """What a model's parameter shapes depend on: the number of features and, for a
+    classifier, of classes (the largest integer label + 1; 0 when y is not labels)."""
+
+    features: int
+    classes: int = 0
+
+    @classmethod
+    def of(cls, data) -> DataShape:
+        y = np.asarray(data.y)
+        labels = y.size and np.all(y >= 0) and np.all(y == np.round(y)) and y.max() < 2**31
+        return cls(int(data.X.shape[1]), int(y.max()) + 1 if labels else 0)
+
+
 @dataclass(frozen=True)
 class Model:
     """A loss with its parameters, and what else it brings.
@@ -39,8 +70,8 @@ class Model:
     name: str
     formula: str
     description: str
-    # n_features -> {name: shape}
-    param_shapes: Callable[[int], dict[str, tuple[int, ...]]]
+    # DataShape -> {name: shape}
+    param_shapes: Callable[[DataShape], dict[str, tuple[int, ...]]]
     loss: LossFn
     native: NativeFn | None = None
     native_dtypes: tuple[str, ...] = ("float64", "float32", "float16", "bfloat16")
@@ -54,16 +85,20 @@ class Model:
     # framework ("torch", "jax", "numpy") -> loss(params, X, y): that framework's own code
     # (one side of a port), used by its backends instead of the generic ``loss``.
     framework_losses: Mapping[str, Callable] = field(default_factory=dict)
-    # n_features -> {name: initial array}; default zeros of param_shapes.
-    initial: Callable[[int], dict[str, np.ndarray]] | None = None
+    # DataShape -> {name: initial array}; default zeros of param_shapes.
+    initial: Callable[[DataShape], dict[str, np.ndarray]] | None = None
+    # Raises InputError when the data do not suit the model (labels for a classifier).
+    validate: Callable[[Any], None] | None = None
     # Where the model comes from: "built-in" or the loss file's path.
     source: str = "built-in"
 
-    def initial_params(self, n_features: int) -> dict[str, np.ndarray]:
-        """The starting point: the model's own, else zeros (as in the seed, θ = 0)."""
+    def initial_params(self, data) -> dict[str, np.ndarray]:
+        """The starting point for a Dataset (or DataShape): the model's own, else zeros (as in
+        the seed, θ = 0)."""
+        shape = data if isinstance(data, DataShape) else DataShape.of(data)
         if self.initial is not None:
-            return self.initial(n_features)
-        return {k: np.zeros(s) for k, s in self.param_shapes(n_features).items()}
+            return self.initial(shape)
+        return {k: np.zeros(s) for k, s in self.param_shapes(shape).items()}
 
     def loss_for(self, framework: str, xp) -> tuple[Callable, str]:
         """(loss(params, X, y), which code it is) for a backend of ``framework``; the code is

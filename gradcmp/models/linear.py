@@ -6,12 +6,12 @@ import math
 from fractions import Fraction
 
 from ..exact import ExactData
-from .base import Model
+from .base import DataShape, Model
 
 
-def param_shapes(n_features: int) -> dict[str, tuple[int, ...]]:
+def param_shapes(shape: DataShape) -> dict[str, tuple[int, ...]]:
     # One feature: theta0, theta1 as in the seed. d features: theta1[0] … theta1[d-1].
-    return {"theta0": (), "theta1": () if n_features == 1 else (n_features,)}
+    return {"theta0": (), "theta1": () if shape.features == 1 else (shape.features,)}
 
 
 def loss(params, X, y, xp):

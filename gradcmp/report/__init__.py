@@ -18,7 +18,7 @@ REPORT_FILES = {
 }
 
 
-def render(report: Report, fmt: str) -> str:
+def render(report: Report, fmt: str, json_detail: str = "full") -> str:
     """The report as text; ``table`` without colour (for files)."""
     if fmt in ("table", "plain"):
         from .table import console_for
@@ -30,7 +30,7 @@ def render(report: Report, fmt: str) -> str:
     if fmt == "json":
         from .json import render as render_json
 
-        return render_json(report)
+        return render_json(report, json_detail)
     if fmt == "junit":
         from .junit import render as render_junit
 
@@ -42,7 +42,7 @@ def render(report: Report, fmt: str) -> str:
     raise ValueError(f"unknown format {fmt!r}")
 
 
-def show(report: Report, fmt: str, stream: IO[str]) -> None:
+def show(report: Report, fmt: str, stream: IO[str], json_detail: str = "full") -> None:
     """Write the report to a terminal or pipe: ``table`` in colour where the stream is a TTY."""
     if fmt == "table":
         from .table import console_for
@@ -50,4 +50,4 @@ def show(report: Report, fmt: str, stream: IO[str]) -> None:
 
         render_table(report, console_for(stream))
     else:
-        stream.write(render(report, fmt))
+        stream.write(render(report, fmt, json_detail))

@@ -7,6 +7,7 @@ import math
 from fractions import Fraction
 
 from ..agreement import Error, to_float
+from ..params import element_names
 from ..reference import ReferenceValues
 from ..runner import Report, Result
 
@@ -28,13 +29,14 @@ def fraction_text(x: Fraction) -> str | None:
     return text if len(text) <= MAX_FRACTION_CHARS else None
 
 
-def _values(values: ReferenceValues) -> dict:
+def _values(values: ReferenceValues, with_grads: bool = True) -> dict:
+    grads = values.grads if with_grads else {}
     return {
         "loss": number(to_float(values.loss)),
-        "grads": {k: number(to_float(v)) for k, v in values.grads.items()},
+        "grads": {k: number(to_float(v)) for k, v in grads.items()},
         "exact": {
             "loss": fraction_text(values.loss),
-            "grads": {k: fraction_text(v) for k, v in values.grads.items()},
+            "grads": {k: fraction_text(v) for k, v in grads.items()},
         },
     }
 
@@ -54,7 +56,28 @@ def _errors(errors: dict[str, Error]) -> dict:
     }
 
 
-def _result(r: Result) -> dict:
+def _summary(r: Result, groups: dict[str, list[str]]) -> tuple[dict, dict]:
+    """Per parameter tensor: its worst element's value and error, and how many there are."""
+    from .table import worst
+
+    grads, errors = {}, {}
+    for name, outputs in groups.items():
+        present = [k for k in outputs if k in r.errors]
+        if not present:
+            continue
+        k = worst(r.errors, present)
+        if k != "loss":
+            grads[name] = {"worst": k, "value": number(r.grads[k]), "elements": len(present)}
+        errors[name] = {"worst": k, **_errors({k: r.errors[k]})[k]}
+    return grads, errors
+
+
+def _result(r: Result, groups: dict[str, list[str]] | None = None) -> dict:
+    if groups is not None:
+        grads, errors = _summary(r, groups)
+    else:
+        grads = {k: number(v) for k, v in r.grads.items()}
+        errors = _errors(r.errors)
     return {
         "backend": r.backend,
         "dtype": r.dtype,
@@ -63,16 +86,26 @@ def _result(r: Result) -> dict:
         "verdict": r.verdict,
         "why": r.why,
         "loss": number(r.loss),
-        "grads": {k: number(v) for k, v in r.grads.items()},
-        "errors": _errors(r.errors),
+        "grads": grads,
+        "errors": errors,
         "seconds": r.seconds,
         "compile_seconds": r.compile_seconds,
         "note": r.note,
     }
 
 
-def to_dict(report: Report) -> dict:
+DETAILS = ("full", "summary")
+
+
+def to_dict(report: Report, detail: str = "full") -> dict:
+    """The JSON report. ``detail="summary"`` keeps, per parameter tensor, only its worst
+    element (for models with many parameters); ``"full"`` has every element."""
     problem, reference = report.problem, report.reference
+    groups = None
+    if detail == "summary":
+        groups = {"loss": ["loss"]}
+        for name, value in problem.params.values.items():
+            groups[name] = element_names(name, value.shape)
     data, params = problem.data, problem.params
     return {
         "gradcmp": report.environment.get("gradcmp"),
@@ -90,15 +123,17 @@ def to_dict(report: Report) -> dict:
         },
         "params": dict(
             zip(params.elements(), (float(x) for v in params.values.values() for x in v.ravel()))
-        ),
+        )
+        if groups is None
+        else {k: {"shape": list(v.shape)} for k, v in params.values.items()},
         "dtypes": [d.name for d in report.dtypes],
         "backends": report.backends,
         "reference": {
             "name": reference.name,
             "method": reference.method,
             # The exact answer for the inputs as written; ``by_dtype`` for what each dtype got.
-            **_values(reference.as_written),
-            "by_dtype": {d: _values(v) for d, v in reference.by_dtype.items()},
+            **_values(reference.as_written, groups is None),
+            "by_dtype": {d: _values(v, groups is None) for d, v in reference.by_dtype.items()},
         },
         "input_rounding": {
             d: {
@@ -110,12 +145,14 @@ def to_dict(report: Report) -> dict:
             }
             for d, r in reference.rounding.items()
         },
-        "results": [_result(r) for r in report.results],
+        "detail": detail,
+        "results": [_result(r, groups) for r in report.results],
         "baseline": report.baseline.to_dict() if report.baseline else None,
         "timings": report.timings,
         "environment": report.environment,
     }
 
 
-def render(report: Report) -> str:
-    return json.dumps(to_dict(report), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+def render(report: Report, detail: str = "full") -> str:
+    document = to_dict(report, detail)
+    return json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False) + "\n"

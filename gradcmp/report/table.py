@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..agreement import AGREE, DISAGREE, Error, to_float
+from ..params import element_names
 from ..runner import OK, Report
 
 # The reference cell shows the exact fraction under the value when it is this short.
@@ -74,21 +75,60 @@ def reference_rows(report: Report) -> list[tuple[str, object]]:
     return list(by_dtype.items())
 
 
+# Past this many gradient elements the table has one column per parameter tensor, showing its
+# worst element (the JSON report still has every element).
+MAX_ELEMENT_COLUMNS = 8
+
+
+def columns(report: Report) -> dict[str, list[str]]:
+    """Column title → the outputs it shows: one each, or one per parameter tensor when the
+    model has more than MAX_ELEMENT_COLUMNS gradient elements."""
+    params = report.problem.params
+    elements = params.elements()
+    if len(elements) <= MAX_ELEMENT_COLUMNS:
+        return {"loss": ["loss"], **{e: [e] for e in elements}}
+    grouped: dict[str, list[str]] = {"loss": ["loss"]}
+    for name, value in params.values.items():
+        title = f"{name} {list(value.shape)}" if value.shape else name
+        grouped[title] = element_names(name, value.shape)
+    return grouped
+
+
+def worst(errors: dict[str, Error], outputs: list[str]) -> str:
+    """The output among ``outputs`` with the largest ratio (a non-finite one first)."""
+    return max(outputs, key=lambda k: (not math.isfinite(errors[k].abs), errors[k].ratio))
+
+
+def _summary_cell(name: str, value: float, error: Error, count: int) -> Text:
+    text = _cell(value, error)
+    return Text(f"worst of {count}: {name}\n", style="dim") + text
+
+
 def build(report: Report, plain: bool = False) -> Table:
-    problem, reference = report.problem, report.reference
-    outputs = ["loss", *problem.params.elements()]
+    reference = report.reference
+    groups = columns(report)
     table = Table(box=box.ASCII if plain else box.SIMPLE_HEAD, show_edge=plain, pad_edge=plain)
     table.add_column("backend", no_wrap=True)
     table.add_column("dtype", no_wrap=True)
     table.add_column("verdict", no_wrap=True)
-    for name in outputs:
-        table.add_column(name, no_wrap=True, overflow="fold")
+    for title in groups:
+        table.add_column(title, no_wrap=True, overflow="fold")
     if not plain:
         table.add_column("time", justify="right", no_wrap=True)
     timing = [] if plain else [""]
 
     for dtype, values in reference_rows(report):
-        cells = [_reference_cell(v) for v in values.outputs().values()]
+        exact = values.outputs()
+        cells = [
+            _reference_cell(exact[outputs[0]])
+            if len(outputs) == 1
+            else Text(
+                f"{len(outputs)} elements\nlargest |value| "
+                f"{max(abs(to_float(exact[k])) for k in outputs):.6g}",
+                style="bold",
+            )
+            for outputs in groups.values()
+        ]
         table.add_row(Text(reference.name, style="bold"), dtype, "reference", *cells, *timing)
     if table.rows:
         table.rows[-1].end_section = True
@@ -97,13 +137,19 @@ def build(report: Report, plain: bool = False) -> Table:
         if r.status == OK:
             verdict = Text(r.verdict, style=VERDICT_STYLE[r.verdict])
             values = {"loss": r.loss, **r.grads}
-            cells = [
-                _cell(values[k], r.errors[k]) if k in r.errors else Text("—", style="dim")
-                for k in outputs
-            ]
+            cells = []
+            for outputs in groups.values():
+                present = [k for k in outputs if k in r.errors]
+                if not present:
+                    cells.append(Text("—", style="dim"))
+                elif len(outputs) == 1:
+                    cells.append(_cell(values[present[0]], r.errors[present[0]]))
+                else:
+                    k = worst(r.errors, present)
+                    cells.append(_summary_cell(k, values[k], r.errors[k], len(present)))
         else:
             verdict = Text(r.status, style="red" if r.status == "failed" else "dim")
-            cells = [Text("—", style="dim")] * len(outputs)
+            cells = [Text("—", style="dim")] * len(groups)
         compiled = f"\n+{seconds_text(r.compile_seconds)} compile" if r.compile_seconds else ""
         timing = [] if plain else [seconds_text(r.seconds) + compiled]
         backend = f"{r.backend}\n({r.side})" if r.side else r.backend
