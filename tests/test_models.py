@@ -40,8 +40,15 @@ def test_every_backend_agrees_on_random_data(model):
     report = gradcmp.compare(
         data_for(model, rng), model=model, params=params_for(model, rng), backends="all"
     )
-    assert [r.status for r in report.results] == ["ok"] * 14, [r.note for r in report.results]
-    assert {r.verdict for r in report.results} == {AGREE}, [r.why for r in report.results]
+    ran = [r for r in report.results if r.status == "ok"]
+    skipped = {(r.backend, r.dtype) for r in report.results if r.status == "skipped"}
+    # finite-diff and complex-step compute in float64 only; complex-step needs an analytic loss
+    expected = {("finite-diff", "float32"), ("complex-step", "float32")}
+    if model == "logistic":  # logaddexp has no complex version
+        expected.add(("complex-step", "float64"))
+    assert skipped == expected, [r.note for r in report.results]
+    assert not [r for r in report.results if r.status == "failed"]
+    assert {r.verdict for r in ran} == {AGREE}, [r.why for r in ran]
 
 
 def test_logistic_gradient_equals_torchs_bce_with_logits():

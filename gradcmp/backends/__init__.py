@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from ..errors import UsageError
 from .base import Backend, Output, missing_modules
+from .complex_step import ComplexStep
+from .finite_diff import FiniteDiff
 from .jax_fwd import JaxFwd
 from .jax_grad import JaxGrad
 from .jax_jit import JaxJit
 from .native import Native
+from .numpy_grad import NumpyGrad
 from .torch_backward import TorchBackward
 from .torch_func import TorchFunc
 from .torch_grad import TorchGrad
@@ -16,7 +19,18 @@ from .torch_grad import TorchGrad
 # The order of the table. The first four are the seed's.
 BACKENDS: dict[str, Backend] = {
     b.name: b
-    for b in (Native(), TorchGrad(), TorchBackward(), JaxGrad(), TorchFunc(), JaxJit(), JaxFwd())
+    for b in (
+        Native(),
+        TorchGrad(),
+        TorchBackward(),
+        JaxGrad(),
+        NumpyGrad(),
+        TorchFunc(),
+        JaxJit(),
+        JaxFwd(),
+        FiniteDiff(),
+        ComplexStep(),
+    )
 }
 
 # What runs without -b: the seed's four (quick); ``-b all`` runs every registered backend.

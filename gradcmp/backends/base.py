@@ -24,6 +24,9 @@ class Output:
     # Where a backend compiles first (jax-jit): the compile and the compiled call, apart.
     compile_seconds: float | None = None
     run_seconds: float | None = None
+    # Element name → the bound to judge it by, where the backend's own error is not rounding
+    # (finite differences' truncation): replaces the rule's τ when larger.
+    bounds: dict[str, float] | None = None
 
 
 class Backend(Protocol):

@@ -74,6 +74,9 @@ class Model:
     param_shapes: Callable[[DataShape], dict[str, tuple[int, ...]]]
     loss: LossFn
     native: NativeFn | None = None
+    # numpy_grad(params, X, y) -> (loss, {name: grad}): the hand-derived gradient, vectorised
+    # with numpy arrays of the run's dtype (the ``numpy`` backend).
+    numpy_grad: Callable | None = None
     native_dtypes: tuple[str, ...] = ("float64", "float32", "float16", "bfloat16")
     exact: ExactFn | None = None
     # The agreement rule's M per output (exact, same shape as ``exact``'s result) and c per

@@ -45,6 +45,18 @@ def native(params, rows, target, scalar):
     )
 
 
+def numpy_grad(params, X, y):
+    """The same gradient as ``native``, vectorised: r = θ0 + X·θ1 − y, g = Xᵀr / n."""
+    theta0, theta1 = params["theta0"], params["theta1"]
+    residual = theta0 + (X[:, 0] * theta1 if theta1.ndim == 0 else X @ theta1) - y
+    inv_n = X.dtype.type(1) / X.dtype.type(len(y))
+    grad1 = X.T @ residual * inv_n
+    return (
+        residual @ residual * inv_n / 2,
+        {"theta0": residual.sum() * inv_n, "theta1": grad1[0] if theta1.ndim == 0 else grad1},
+    )
+
+
 def exact(params, data: ExactData):
     """Loss and gradient in exact rationals, with integers over one common denominator.
 
@@ -145,6 +157,7 @@ MODEL = Model(
     param_shapes=param_shapes,
     loss=loss,
     native=native,
+    numpy_grad=numpy_grad,
     exact=exact,
     magnitudes=magnitudes,
     rounding_depth=rounding_depth,

@@ -45,6 +45,15 @@ def native(params, rows, target, scalar):
     return loss_sum * inv_n, {"b": [grad_b * inv_n], "w": [g * inv_n for g in grad_w]}
 
 
+def numpy_grad(params, X, y):
+    z = params["b"] + X @ params["w"]
+    inv_n = X.dtype.type(1) / X.dtype.type(len(y))
+    sigma = np.where(z < 0, np.exp(z) / (1 + np.exp(z)), 1 / (1 + np.exp(-z)))
+    dz = sigma - y
+    loss = (np.logaddexp(X.dtype.type(0), z) - y * z).sum() * inv_n
+    return loss, {"b": dz.sum() * inv_n, "w": X.T @ dz * inv_n}
+
+
 def validate(data) -> None:
     outside = np.flatnonzero((data.y < 0) | (data.y > 1))
     if outside.size:
@@ -63,5 +72,6 @@ MODEL = Model(
     param_shapes=param_shapes,
     loss=loss,
     native=native,
+    numpy_grad=numpy_grad,
     validate=validate,
 )

@@ -123,6 +123,25 @@ def native_for(layers: int):
     return native
 
 
+def numpy_grad_for(layers: int):
+    def numpy_grad(params, X, y):
+        activations = [X]
+        for layer in range(1, layers + 1):
+            activations.append(np.tanh(activations[-1] @ params[f"W{layer}"] + params[f"b{layer}"]))
+        r = activations[-1] @ params["w_out"] + params["b_out"] - y
+        inv_n = X.dtype.type(1) / X.dtype.type(len(y))
+        grads = {"w_out": activations[-1].T @ r * inv_n, "b_out": r.sum() * inv_n}
+        upstream = np.outer(r, params["w_out"])
+        for layer in range(layers, 0, -1):
+            delta = upstream * (1 - activations[layer] * activations[layer])  # tanh'
+            grads[f"W{layer}"] = activations[layer - 1].T @ delta * inv_n
+            grads[f"b{layer}"] = delta.sum(axis=0) * inv_n
+            upstream = delta @ params[f"W{layer}"].T
+        return r @ r * inv_n / 2, grads
+
+    return numpy_grad
+
+
 def make(hidden: tuple[int, ...] = DEFAULT_HIDDEN, seed: int = 0) -> Model:
     """An MLP with these hidden sizes (one or two layers) and initial-weight seed."""
     hidden = tuple(int(h) for h in hidden)
@@ -141,6 +160,7 @@ def make(hidden: tuple[int, ...] = DEFAULT_HIDDEN, seed: int = 0) -> Model:
         param_shapes=param_shapes_for(hidden),
         loss=loss_for(len(hidden)),
         native=native_for(len(hidden)),
+        numpy_grad=numpy_grad_for(len(hidden)),
         initial=initial_for(hidden, seed),
     )
 

@@ -61,6 +61,19 @@ def native(params, rows, target, scalar):
     }
 
 
+def numpy_grad(params, X, y):
+    z = X @ params["W"] + params["b"]
+    top = z.max(axis=1, keepdims=True)
+    e = np.exp(z - top)
+    total = e.sum(axis=1, keepdims=True)
+    rows, labels = np.arange(len(y)), y.astype(np.int64)
+    inv_n = X.dtype.type(1) / X.dtype.type(len(y))
+    loss = (top[:, 0] + np.log(total[:, 0]) - z[rows, labels]).sum() * inv_n
+    dz = e / total
+    dz[rows, labels] -= 1
+    return loss, {"W": X.T @ dz * inv_n, "b": dz.sum(axis=0) * inv_n}
+
+
 def validate(data) -> None:
     labels = data.y
     bad = np.flatnonzero((labels < 0) | (labels != np.round(labels)) | (labels >= 2**31))
@@ -82,5 +95,6 @@ MODEL = Model(
     param_shapes=param_shapes,
     loss=loss,
     native=native,
+    numpy_grad=numpy_grad,
     validate=validate,
 )

@@ -1,0 +1,37 @@
+"""What the derivative-free backends share: the loss as a numpy function of flat parameters."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..params import element_names
+from ..problem import Problem
+from .base import SkipBackend
+
+# Each element costs two (complex step: one) loss evaluations: beyond this many elements a
+# run would take too long, and the backend is skipped, saying so.
+MAX_ELEMENTS = 5000
+
+
+def numpy_loss(problem: Problem):
+    """(f(flat parameter vector) -> loss, flat θ, element names, side) in float64, with the
+    file's ``loss_numpy`` where it has one, else the generic loss with ``xp`` = numpy."""
+    params = problem.params.values
+    names = [e for k, v in params.items() for e in element_names(k, v.shape)]
+    if len(names) > MAX_ELEMENTS:
+        raise SkipBackend(
+            f"{len(names)} parameter elements: one loss evaluation each is too slow here "
+            f"(limit {MAX_ELEMENTS})"
+        )
+    shapes = {k: v.shape for k, v in params.items()}
+    sizes = [v.size for v in params.values()]
+    theta = np.concatenate([v.ravel() for v in params.values()])
+    loss_fn, side = problem.model.loss_for("numpy", np)
+    X, y = problem.data.X, problem.data.y
+
+    def f(flat):
+        pieces = np.split(flat, np.cumsum(sizes)[:-1])
+        values = {k: p.reshape(shapes[k]) for k, p in zip(shapes, pieces)}
+        return loss_fn(values, X, y)
+
+    return f, theta, names, side
