@@ -24,7 +24,8 @@ from gradcmp.dtypes import FLOAT32, FLOAT64
 from gradcmp.reference import compute_reference
 from gradcmp.runner import OK, run
 
-INSTALLED = [b for b in BACKENDS if not missing_modules(BACKENDS[b])]
+# Backends judged by the rounding rule (finite-diff is judged by its own truncation estimate).
+INSTALLED = [b for b in BACKENDS if not missing_modules(BACKENDS[b]) and b != "finite-diff"]
 
 
 def test_gamma_is_exact_and_unbounded_past_one():
@@ -101,6 +102,8 @@ def linear_cases(draw):
 def test_no_false_alarms_for_correct_backends(problem):
     report = run(problem, INSTALLED, [FLOAT32, FLOAT64])
     for r in report.results:
+        if r.status == "skipped" and r.dtype not in BACKENDS[r.backend].dtypes:
+            continue
         assert r.status == OK, (r.backend, r.dtype, r.note)
         assert r.verdict != DISAGREE, (r.backend, r.dtype, r.why)
         # Every output sits inside its bound (ratio ≤ 1), inconclusive or not.
