@@ -206,8 +206,13 @@ def run(
     multiple=True,
     help="Autodiff backends to test [default: every installed one].",
 )
+@click.option(
+    "--ports",
+    is_flag=True,
+    help="Plant the port bugs into a loss file's torch and JAX sides instead.",
+)
 @debug_option
-def selftest(backend_list) -> int:
+def selftest(backend_list, ports) -> int:
     """Plant known bugs into the seed problem and show which the agreement rule catches.
 
     Exits 0 only if every planted bug is caught in float64 and the clean problem agrees.
@@ -216,6 +221,15 @@ def selftest(backend_list) -> int:
     from .report.table import console_for
     from .selftest import render, run_selftest
 
+    if ports:
+        import tempfile
+
+        from .selftest import render_ports, run_port_selftest
+
+        with tempfile.TemporaryDirectory() as directory:
+            clean, outcomes = run_port_selftest(directory)
+        render_ports(clean, outcomes, console_for(sys.stdout))
+        return 0 if clean == 0 and all(o.caught for o in outcomes) else 1
     backends = parse_backends(",".join(backend_list)) if backend_list else None
     result = run_selftest(backends)
     render(result, console_for(sys.stdout))

@@ -9,6 +9,7 @@ the *correct* loss. A bug is caught when the verdict is ``disagree``.
 from __future__ import annotations
 
 import dataclasses
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -218,3 +219,131 @@ def render(result: SelftestResult, console) -> None:
             style="bold red",
             highlight=False,
         )
+
+
+# --- Port bugs: the same mistakes planted on one side (loss_torch or loss_jax) of a loss file
+# The clean port: the generic spec, the torch original and the JAX port of the seed's loss,
+# at θ = (0.5, −1.25) so that no term vanishes. Bugs are planted by replacing one line.
+PORT = textwrap.dedent(
+    '''
+    PARAMS = {"theta0": 0.5, "theta1": -1.25}
+
+    def loss(params, X, y, xp):
+        """L = mean((theta0 + theta1·x − y)²) / 2"""
+        r = params["theta0"] + params["theta1"] * X[:, 0] - y
+        return xp.mean(r * r) / 2
+
+    def loss_torch(params, X, y):
+        import torch
+        r = params["theta0"] + params["theta1"] * X[:, 0] - y  # TORCH RESIDUAL
+        return torch.mean(r ** 2) / 2  # TORCH REDUCTION
+
+    def loss_jax(params, X, y):
+        import jax.numpy as jnp
+        r = params["theta0"] + params["theta1"] * X[:, 0] - y  # JAX RESIDUAL
+        return jnp.mean(r ** 2) / 2  # JAX REDUCTION
+    '''
+)
+
+# (name, side, the line replaced, its buggy version)
+# (name, side, the line replaced, its buggy version)
+PORT_BUGS = [
+    ("missing-half", "loss_jax", "return jnp.mean(r ** 2) / 2", "return jnp.mean(r ** 2)"),
+    (
+        "n-1-divisor",
+        "loss_jax",
+        "return jnp.mean(r ** 2) / 2",
+        "return jnp.sum(r ** 2) / (2 * (r.shape[0] - 1))",
+    ),
+    (
+        "dropped-row",
+        "loss_torch",
+        "return torch.mean(r ** 2) / 2",
+        "return torch.mean(r[:-1] ** 2) / 2",
+    ),
+    (
+        "broadcast-(n,1)-(n,)",
+        "loss_jax",
+        'r = params["theta0"] + params["theta1"] * X[:, 0] - y  # JAX RESIDUAL',
+        'r = params["theta0"] + params["theta1"] * X - y  # (n,1) − (n,) is (n,n)',
+    ),
+    (
+        "float32-downcast",
+        "loss_torch",
+        "return torch.mean(r ** 2) / 2",
+        "return (torch.mean(r.float() ** 2) / 2).double()",
+    ),
+    (
+        "sign-error",
+        "loss_torch",
+        'r = params["theta0"] + params["theta1"] * X[:, 0] - y  # TORCH RESIDUAL',
+        'r = params["theta0"] - params["theta1"] * X[:, 0] - y',
+    ),
+]
+
+
+@dataclass(frozen=True)
+class PortOutcome:
+    name: str
+    side: str
+    exit_code: int
+    named: list[str]  # "side: output" for each disagreeing row
+    other_side_agrees: bool
+
+    @property
+    def caught(self) -> bool:
+        return (
+            self.exit_code == 1
+            and bool(self.named)
+            and all(n.startswith(f"{self.side}:") for n in self.named)
+            and self.other_side_agrees
+        )
+
+
+def run_port_selftest(directory) -> tuple[int, list[PortOutcome]]:
+    """Plant each port bug into a copy of PORT under ``directory`` and run it in float64.
+    Returns the clean file's exit code and one outcome per bug."""
+    from pathlib import Path
+
+    from .api import compare
+
+    def check(name: str, text: str):
+        path = Path(directory) / f"{name}.py"
+        path.write_text(text)
+        return compare(data.bundled_path(), loss=path, dtypes="float64")
+
+    clean = check("clean", PORT).exit_code
+    outcomes = []
+    for name, side, old, new in PORT_BUGS:
+        report = check(name, PORT.replace(old, new))
+        off = [r for r in report.results if r.status == OK and r.verdict == DISAGREE]
+        named = [f"{r.side}: {r.why.split(' is ')[0]}" for r in off]
+        other = "loss_torch" if side == "loss_jax" else "loss_jax"
+        other_agrees = all(
+            r.verdict != DISAGREE for r in report.results if r.status == OK and r.side == other
+        )
+        outcomes.append(PortOutcome(name, side, report.exit_code, sorted(set(named)), other_agrees))
+    return clean, outcomes
+
+
+def render_ports(clean: int, outcomes: list[PortOutcome], console) -> None:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(
+        box=box.SIMPLE_HEAD, title="port bugs planted on one side of a loss file (float64)"
+    )
+    for column in ("planted bug", "on", "exit", "disagreeing rows name", "other side", "caught"):
+        table.add_column(column, no_wrap=column != "disagreeing rows name")
+    table.add_row("clean", "—", str(clean), "—", "agrees", Text("—"))
+    for o in outcomes:
+        table.add_row(
+            o.name,
+            o.side,
+            str(o.exit_code),
+            ", ".join(o.named),
+            "agrees" if o.other_side_agrees else "DISAGREES",
+            Text("caught" if o.caught else "MISSED", style="green" if o.caught else "bold red"),
+        )
+    console.print(table)

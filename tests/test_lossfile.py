@@ -4,70 +4,12 @@ one clear error for every broken file."""
 from __future__ import annotations
 
 import json
-import textwrap
 
 import pytest
 from click.testing import CliRunner
 
 from gradcmp.cli import cli
-
-# The clean port: the generic spec, the torch original and the JAX port of the seed's loss,
-# at θ = (0.5, −1.25) so that no term vanishes. Bugs are planted by replacing one line.
-PORT = textwrap.dedent(
-    '''
-    PARAMS = {"theta0": 0.5, "theta1": -1.25}
-
-    def loss(params, X, y, xp):
-        """L = mean((theta0 + theta1·x − y)²) / 2"""
-        r = params["theta0"] + params["theta1"] * X[:, 0] - y
-        return xp.mean(r * r) / 2
-
-    def loss_torch(params, X, y):
-        import torch
-        r = params["theta0"] + params["theta1"] * X[:, 0] - y  # TORCH RESIDUAL
-        return torch.mean(r ** 2) / 2  # TORCH REDUCTION
-
-    def loss_jax(params, X, y):
-        import jax.numpy as jnp
-        r = params["theta0"] + params["theta1"] * X[:, 0] - y  # JAX RESIDUAL
-        return jnp.mean(r ** 2) / 2  # JAX REDUCTION
-    '''
-)
-
-# (name, side, the line replaced, its buggy version)
-PORT_BUGS = [
-    ("missing-half", "loss_jax", "return jnp.mean(r ** 2) / 2", "return jnp.mean(r ** 2)"),
-    (
-        "n-1-divisor",
-        "loss_jax",
-        "return jnp.mean(r ** 2) / 2",
-        "return jnp.sum(r ** 2) / (2 * (r.shape[0] - 1))",
-    ),
-    (
-        "dropped-row",
-        "loss_torch",
-        "return torch.mean(r ** 2) / 2",
-        "return torch.mean(r[:-1] ** 2) / 2",
-    ),
-    (
-        "broadcast-(n,1)-(n,)",
-        "loss_jax",
-        'r = params["theta0"] + params["theta1"] * X[:, 0] - y  # JAX RESIDUAL',
-        'r = params["theta0"] + params["theta1"] * X - y  # (n,1) − (n,) is (n,n)',
-    ),
-    (
-        "float32-downcast",
-        "loss_torch",
-        "return torch.mean(r ** 2) / 2",
-        "return (torch.mean(r.float() ** 2) / 2).double()",
-    ),
-    (
-        "sign-error",
-        "loss_torch",
-        'r = params["theta0"] + params["theta1"] * X[:, 0] - y  # TORCH RESIDUAL',
-        'r = params["theta0"] - params["theta1"] * X[:, 0] - y',
-    ),
-]
+from gradcmp.selftest import PORT, PORT_BUGS
 
 
 def invoke(*args):

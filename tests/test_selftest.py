@@ -65,3 +65,10 @@ def test_selftest_fails_when_a_bug_is_missed(monkeypatch):
     monkeypatch.setattr(ReferenceValues, "bound", lambda *args: None)
     assert not run_selftest().passed
     assert CliRunner().invoke(cli, ["selftest"]).exit_code == 1
+
+
+def test_port_selftest_catches_every_port_bug_on_its_side():
+    result = CliRunner().invoke(cli, ["selftest", "--ports"])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("caught") == 6  # one per planted port bug
+    assert "MISSED" not in result.output
