@@ -11,7 +11,8 @@ import numpy as np
 from ..dtypes import DType
 from ..problem import Problem
 from ._jax import check_dtype, jax_inputs
-from .base import Output
+from ._numpy_loss import MAX_ELEMENTS
+from .base import Output, SkipBackend
 
 
 class JaxFwd:
@@ -25,6 +26,13 @@ class JaxFwd:
 
     def compute(self, problem: Problem, dtype: DType) -> Output:
         import jax
+
+        elements = sum(v.size for v in problem.params.values.values())
+        if elements > MAX_ELEMENTS:
+            raise SkipBackend(
+                f"{elements} parameter elements: forward mode carries one tangent per element "
+                f"through the whole computation (limit {MAX_ELEMENTS})"
+            )
 
         with jax_inputs(problem, dtype) as (params, X, y, loss_fn, side):
 
