@@ -14,8 +14,9 @@ MAX_ELEMENTS = 5000
 
 
 def numpy_loss(problem: Problem):
-    """(f(flat parameter vector) -> loss, flat θ, element names, side) in float64, with the
-    file's ``loss_numpy`` where it has one, else the generic loss with ``xp`` = numpy."""
+    """(f(flat parameter vector) -> loss, flat θ, element names, side, unflatten) in float64,
+    with the file's ``loss_numpy`` where it has one, else the generic loss with ``xp`` = numpy;
+    ``unflatten`` turns a flat vector back into {name: array}."""
     params = problem.params.values
     names = [e for k, v in params.items() for e in element_names(k, v.shape)]
     if len(names) > MAX_ELEMENTS:
@@ -29,9 +30,11 @@ def numpy_loss(problem: Problem):
     loss_fn, side = problem.model.loss_for("numpy", np)
     X, y = problem.data.X, problem.data.y
 
-    def f(flat):
+    def unflatten(flat):
         pieces = np.split(flat, np.cumsum(sizes)[:-1])
-        values = {k: p.reshape(shapes[k]) for k, p in zip(shapes, pieces)}
-        return loss_fn(values, X, y)
+        return {k: p.reshape(shapes[k]) for k, p in zip(shapes, pieces)}
 
-    return f, theta, names, side
+    def f(flat):
+        return loss_fn(unflatten(flat), X, y)
+
+    return f, theta, names, side, unflatten

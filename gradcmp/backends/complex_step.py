@@ -27,7 +27,7 @@ class ComplexStep:
         pass
 
     def compute(self, problem: Problem, dtype: DType) -> Output:
-        f, theta, names, side = numpy_loss(problem)
+        f, theta, names, side, unflatten = numpy_loss(problem)
         grads = np.empty_like(theta)
         with np.errstate(all="ignore"):
             loss = f(theta)
@@ -42,8 +42,7 @@ class ComplexStep:
                 if not np.iscomplexobj(value) or value.imag == 0 and _depends(f, theta, i):
                     raise SkipBackend("the loss is not complex-safe (it drops imaginary parts)")
                 grads[i] = value.imag / STEP
-        split = np.split(grads, np.cumsum([v.size for v in problem.params.values.values()])[:-1])
-        shaped = {k: g.reshape(v.shape) for (k, v), g in zip(problem.params.values.items(), split)}
+        shaped = unflatten(grads)
         return Output(np.asarray(loss, dtype=np.float64), shaped, side=side)
 
 

@@ -32,7 +32,7 @@ class FiniteDiff:
         pass
 
     def compute(self, problem: Problem, dtype: DType) -> Output:
-        f, theta, names, side = numpy_loss(problem)
+        f, theta, names, side, unflatten = numpy_loss(problem)
         with np.errstate(all="ignore"):
             f0 = float(f(theta))
             grads, estimates = np.empty_like(theta), {}
@@ -49,8 +49,7 @@ class FiniteDiff:
                 coarse, fine = central(h), central(h / 2)
                 grads[i] = (4 * fine - coarse) / 3
                 estimates[name] = SAFETY * (abs(grads[i] - fine) + U * abs(f0) / h)
-        split = np.split(grads, np.cumsum([v.size for v in problem.params.values.values()])[:-1])
-        shaped = {k: g.reshape(v.shape) for (k, v), g in zip(problem.params.values.items(), split)}
+        shaped = unflatten(grads)
         worst = max(estimates.values(), default=0.0)
         return Output(
             np.float64(f0),
