@@ -88,12 +88,22 @@ def bundled_path() -> Path:
 
 
 def load(path: str | Path | None, target: str = "y") -> Dataset:
-    """Read a dataset file; ``None`` means the bundled seed data."""
+    """Read a dataset file (CSV, or .npy/.npz/Parquet by suffix); ``None`` means the bundled
+    seed data."""
     if path is not None and not str(path).strip():
         raise InputError("the data path is empty", hint="give a CSV file with --data")
     if path is None:
         return load_csv(bundled_path(), target, shown_as=f"{BUNDLED} (bundled)")
-    return load_csv(Path(path), target)
+    path = Path(path)
+    from .arrays import LOADERS
+
+    loader = LOADERS.get(path.suffix.lower())
+    if loader is None:
+        return load_csv(path, target)
+    if not path.is_file():
+        what = "is a directory" if path.is_dir() else "no such file"
+        raise InputError(what, where=str(path), hint="check the --data path")
+    return loader(path, target, str(path))
 
 
 def load_csv(path: Path, target: str = "y", shown_as: str | None = None) -> Dataset:
@@ -218,56 +228,35 @@ def _check_header(header: list[str], where: str) -> None:
             where=where,
             hint="add a header row such as x,y",
         )
+    check_names(header, where)
+
+
+def check_names(names: list[str], where: str, error=InputError) -> None:
+    """Column names: none empty, none twice."""
     seen: set[str] = set()
-    for i, cell in enumerate(header):
+    for i, cell in enumerate(names):
         if not cell:
-            raise InputError(f"column {i + 1} has no name", where=where, hint="name every column")
+            raise error(f"column {i + 1} has no name", where=where, hint="name every column")
         if cell in seen:
-            raise InputError(f"column name {cell!r} appears twice", where=where, hint="rename one")
+            raise error(f"column name {cell!r} appears twice", where=where, hint="rename one")
         seen.add(cell)
 
 
 def from_arrays(X, y, path: str = "<arrays>") -> Dataset:
     """A Dataset from array-likes: ``X`` of shape (n, d) or (n,), ``y`` of shape (n,)."""
+    from .arrays import from_columns
     from .errors import UsageError
 
-    try:
-        X_given, y_given = np.asarray(X), np.asarray(y)
-        with np.errstate(over="ignore"):
-            X = np.array(X_given, dtype=np.float64)
-            y = np.array(y_given, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise UsageError(f"data arrays are not numeric: {exc}") from None
-    if X.ndim == 1:
-        X = X[:, None]
-    if X.ndim != 2 or y.ndim != 1 or X.shape[0] != y.shape[0] or X.shape[0] == 0:
+    X_given, y_given = np.asarray(X), np.asarray(y)
+    if X_given.ndim == 1:
+        X_given = X_given[:, None]
+    if X_given.ndim != 2 or y_given.ndim != 1 or X_given.shape[0] != y_given.shape[0]:
         raise UsageError(
-            f"X has shape {X.shape} and y has shape {y.shape}",
+            f"X has shape {X_given.shape} and y has shape {y_given.shape}",
             hint="give X as (n, d) or (n,) and y as (n,), n ≥ 1",
         )
-    for name, array in (("X", X), ("y", y)):
-        if not np.isfinite(array).all():
-            index = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
-            raise UsageError(f"{name}{list(index)} is {array[index]}", hint="data must be finite")
-    names = tuple(f"x{j}" for j in range(X.shape[1])) if X.shape[1] > 1 else ("x",)
-    # Integers beyond 2**53 and long doubles are not float64s: keep their exact values, so the
-    # reference and the input-rounding report see what was given.
-    decimal_cells: dict[tuple[int, str], Fraction] = {}
-    for given, converted, columns in (
-        (X_given.reshape(X.shape), X, names),
-        (y_given.reshape(-1, 1), y.reshape(-1, 1), ("y",)),
-    ):
-        if given.dtype.kind in "iu" or given.dtype == np.longdouble:
-            with np.errstate(invalid="ignore"):  # compared in the given dtype, exactly
-                differs = converted.astype(given.dtype) != given
-            for i, j in zip(*np.nonzero(differs)):
-                value = given[i, j]
-                exact = (
-                    Fraction(int(value))
-                    if given.dtype.kind in "iu"
-                    else Fraction(*value.as_integer_ratio())
-                )
-                decimal_cells[(int(i), columns[j])] = exact
-    return Dataset(
-        path, names, "y", np.ascontiguousarray(X), np.ascontiguousarray(y), decimal_cells
-    )
+    d = X_given.shape[1]
+    names = [f"x{j}" for j in range(d)] if d > 1 else ["x"]
+    columns = {name: X_given[:, j] for j, name in enumerate(names)}
+    columns["y"] = y_given
+    return from_columns(path, columns, "y", error=UsageError)

@@ -49,7 +49,7 @@ def test_compare_arrays_and_params():
     [
         ("nope", "no such file"),
         (([1.0, 2.0], [1.0]), "X has shape (2, 1) and y has shape (1,)"),
-        (([1.0, np.nan], [1.0, 2.0]), "X[1, 0] is nan"),
+        (([1.0, np.nan], [1.0, 2.0]), "column 'x' row 2 is nan: not finite"),
         (42, "data must be a path or an (X, y) pair"),
     ],
 )
