@@ -149,6 +149,12 @@ def load_csv(path: Path, target: str = "y", shown_as: str | None = None) -> Data
     values = np.empty((len(rows), len(header)), dtype=np.float64)
     decimal_cells: dict[tuple[int, str], Fraction] = {}
     for r, (line_no, line) in enumerate(rows):
+        if line.lstrip(BLANKS).startswith("#"):
+            raise InputError(
+                "a '#' comment line",
+                where=f"{name}:{line_no}",
+                hint="comment lines are not allowed: remove them",
+            )
         cells = line.split(",")
         if len(cells) != len(header):
             raise InputError(
@@ -161,11 +167,10 @@ def load_csv(path: Path, target: str = "y", shown_as: str | None = None) -> Data
             where = f"{name}:{line_no}"
             if not NUMBER.match(cell):
                 what = "an empty cell" if not cell else f"{cell!r} is not a decimal number"
-                raise InputError(
-                    f"column {header[c]!r}: {what}",
-                    where=where,
-                    hint="write plain decimals such as 12, -0.5 or 1.5e-3",
-                )
+                hint = "write plain decimals such as 12, -0.5 or 1.5e-3"
+                if cell[:1] in "\"'":
+                    hint = "quoted values are text here: write the number without quotes"
+                raise InputError(f"column {header[c]!r}: {what}", where=where, hint=hint)
             value = float(cell)
             if value in (float("inf"), float("-inf")):
                 raise InputError(
