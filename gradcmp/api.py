@@ -36,6 +36,7 @@ def compare(
     strict: bool = False,
     hidden: Sequence[int] | None = None,
     seed: int | None = None,
+    timeout: float | None = None,
 ) -> Report:
     """Compute loss and gradient with each backend and hold them against the exact reference.
 
@@ -51,6 +52,7 @@ def compare(
         target: the CSV's target column.
         strict: count inconclusive as a failure (``Report.exit_code`` 4).
         hidden, seed: the mlp's hidden sizes and initial-weight seed.
+        timeout: seconds each backend call may take; past it, that result is ``failed``.
 
     Returns:
         The Report: ``.verdict``, ``.results``, ``.exit_code``, ``.to_dict()`` (the JSON report).
@@ -78,6 +80,7 @@ def compare(
         DEFAULT_DTYPES if dtypes is None else _join(dtypes),
         params or (),
         strict,
+        timeout,
     )
 
 
@@ -92,9 +95,10 @@ def run_from_options(
     baseline: str | None = None,
     loss: str | None = None,
     model_options: Mapping[str, object] | None = None,
+    timeout: float | None = None,
 ) -> Report:
     chosen = _model(model, loss, model_options or {})
-    report = _run(data, None, target, chosen, backends, dtypes, params, strict)
+    report = _run(data, None, target, chosen, backends, dtypes, params, strict, timeout)
     if baseline:
         saved = baseline_module.load(baseline)
         comparison = baseline_module.compare_with(report, saved, baseline)
@@ -125,7 +129,9 @@ def _model(model: str, loss: str | None, options: Mapping[str, object]):
     return chosen
 
 
-def _run(data, arrays, target, chosen_model, backends, dtypes, params, strict) -> Report:
+def _run(
+    data, arrays, target, chosen_model, backends, dtypes, params, strict, timeout=None
+) -> Report:
     backend_names = parse_backends(backends) if backends is not None else list(DEFAULT_BACKENDS)
     chosen_dtypes = parse_dtypes(dtypes)
     start = time.perf_counter()
@@ -146,6 +152,7 @@ def _run(data, arrays, target, chosen_model, backends, dtypes, params, strict) -
         chosen_dtypes,
         explicit_backends=backends is not None,
         strict=strict,
+        timeout=timeout,
     )
     report.timings["load"] = load_seconds
     return report

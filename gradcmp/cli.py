@@ -52,8 +52,19 @@ class GradcmpGroup(click.Group):
             )
             code = EXIT_INTERNAL
         if standalone_mode:
-            sys.exit(code)
+            _exit(code)
         return code
+
+
+def _exit(code: int) -> None:
+    """Exit with ``code``; while a timed-out backend still runs in a thread, skip the
+    interpreter's shutdown (native code in that thread can abort it)."""
+    runner = sys.modules.get("gradcmp.runner")
+    if runner is not None and any(t.is_alive() for t in runner.ABANDONED):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 debug_option = click.option(
@@ -143,6 +154,11 @@ def cli() -> None:
 )
 @click.option("--strict", is_flag=True, help="Fail (exit 4) on an inconclusive verdict.")
 @click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds one backend call may take; past it the result is failed (exit 3).",
+)
+@click.option(
     "--save-baseline",
     type=click.Path(dir_okay=False, path_type=str),
     help="Save this run's JSON report as a baseline.",
@@ -169,6 +185,7 @@ def run(
     report_dir,
     json_detail,
     strict,
+    timeout,
     save_baseline,
     baseline_path,
 ) -> int:
@@ -193,6 +210,7 @@ def run(
         params=param_list,
         strict=strict,
         baseline=baseline_path,
+        timeout=timeout,
     )
     api.write_outputs(report, output_format, output, report_dir, save_baseline, json_detail)
     return report.exit_code

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -92,6 +93,7 @@ def run(
     dtypes: list[DType],
     explicit_backends: bool = False,
     strict: bool = False,
+    timeout: float | None = None,
 ) -> Report:
     timings: dict = {"setup": {}}
     reference = compute_reference(problem, dtypes)
@@ -121,7 +123,7 @@ def run(
                 note = f"{name} does not compute in {dtype.name}"
                 results.append(Result(name, dtype.name, SKIPPED, note=note))
             else:
-                results.append(_run_one(problem, reference, name, dtype))
+                results.append(_run_one(problem, reference, name, dtype, timeout))
     results = _note_jit_versus_eager(results)
     return Report(
         problem=problem,
@@ -162,10 +164,45 @@ def _note_jit_versus_eager(results: list[Result]) -> list[Result]:
     return noted
 
 
-def _run_one(problem: Problem, reference: Reference, name: str, dtype: DType) -> Result:
+class BackendTimeout(Exception):
+    """A backend ran past --timeout."""
+
+
+# Threads of backends that timed out and still run. Native code (XLA, BLAS) in them can abort
+# the interpreter's shutdown, so the CLI ends the process directly while any is alive.
+ABANDONED: list[threading.Thread] = []
+
+
+def _call(function, timeout: float | None):
+    """``function()``, or BackendTimeout after ``timeout`` seconds. A backend that hangs is
+    left running in a daemon thread (Python cannot stop a thread) and ends with the process."""
+    if timeout is None:
+        return function()
+    box: dict = {}
+
+    def target():
+        try:
+            box["value"] = function()
+        except BaseException as exc:  # handed back to the calling thread below
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True, name="gradcmp-backend")
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        ABANDONED.append(thread)
+        raise BackendTimeout(f"timed out after {timeout:g} s (--timeout); the others still ran")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def _run_one(
+    problem: Problem, reference: Reference, name: str, dtype: DType, timeout: float | None = None
+) -> Result:
     start = time.perf_counter()
     try:
-        output = BACKENDS[name].compute(problem, dtype)
+        output = _call(lambda: BACKENDS[name].compute(problem, dtype), timeout)
         seconds = time.perf_counter() - start
         loss, grads = _flatten(problem, output.loss, output.grads)
     except SkipBackend as exc:
@@ -241,6 +278,6 @@ def _flatten(problem: Problem, loss, grads) -> tuple[float | None, dict[str, flo
 
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
-    if isinstance(exc, OutputError):
+    if isinstance(exc, OutputError | BackendTimeout):
         return text[0]
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
