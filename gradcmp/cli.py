@@ -7,20 +7,32 @@ frameworks are imported by the commands that need them.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import traceback
 
 import click
 
-from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, GradcmpError
+from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, GradcmpError, Interrupted
+
+# Control characters (from a file name or a cell) would break the message's one line.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def _error(message: str) -> None:
-    click.echo(f"gradcmp: error: {message}", err=True)
+    one_line = _CONTROL.sub(lambda m: repr(m.group())[1:-1], message)
+    click.echo(f"gradcmp: error: {one_line}", err=True)
 
 
 class GradcmpGroup(click.Group):
     """Turns every failure into one line on stderr and the documented exit code."""
+
+    def invoke(self, ctx):
+        # Ctrl-C inside a command: ours to report (click would print a bare newline first).
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise Interrupted("interrupted") from None
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         args = sys.argv[1:] if args is None else list(args)
@@ -52,19 +64,8 @@ class GradcmpGroup(click.Group):
             )
             code = EXIT_INTERNAL
         if standalone_mode:
-            _exit(code)
+            sys.exit(code)
         return code
-
-
-def _exit(code: int) -> None:
-    """Exit with ``code``; while a timed-out backend still runs in a thread, skip the
-    interpreter's shutdown (native code in that thread can abort it)."""
-    runner = sys.modules.get("gradcmp.runner")
-    if runner is not None and any(t.is_alive() for t in runner.ABANDONED):
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    sys.exit(code)
 
 
 debug_option = click.option(
@@ -299,4 +300,17 @@ def models() -> None:
 
 
 def main() -> None:
-    cli.main()
+    """The console script. While a timed-out backend still runs in a thread, it skips the
+    interpreter's shutdown (native code in that thread can abort it) and exits directly."""
+    try:
+        cli.main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    else:
+        code = 0
+    runner = sys.modules.get("gradcmp.runner")
+    if runner is not None and any(t.is_alive() for t in runner.ABANDONED):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

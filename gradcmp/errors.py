@@ -39,6 +39,12 @@ class InputError(GradcmpError):
     exit_code = EXIT_USAGE
 
 
+class Interrupted(GradcmpError):
+    """Ctrl-C: the run ends cleanly, with no report."""
+
+    exit_code = EXIT_INTERRUPTED
+
+
 class BackendError(GradcmpError):
     """A backend that was asked for by name is missing or failed."""
 
