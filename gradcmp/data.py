@@ -158,7 +158,8 @@ def load_csv(path: Path, target: str = "y", shown_as: str | None = None) -> Data
         cells = line.split(",")
         if len(cells) != len(header):
             raise InputError(
-                f"{len(cells)} fields where the header has {len(header)}",
+                f"{len(cells)} field{'s' if len(cells) != 1 else ''} where the header has "
+                f"{len(header)}",
                 where=f"{name}:{line_no}",
                 hint="every row needs one value per column, separated by commas",
             )
@@ -168,7 +169,7 @@ def load_csv(path: Path, target: str = "y", shown_as: str | None = None) -> Data
             if not NUMBER.match(cell):
                 what = "an empty cell" if not cell else f"{cell!r} is not a decimal number"
                 hint = "write plain decimals such as 12, -0.5 or 1.5e-3"
-                if cell[:1] in "\"'":
+                if cell and cell[0] in "\"'":
                     hint = "quoted values are text here: write the number without quotes"
                 raise InputError(f"column {header[c]!r}: {what}", where=where, hint=hint)
             value = float(cell)

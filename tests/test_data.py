@@ -56,7 +56,7 @@ def test_big_integers_are_kept_exactly(tmp_path):
         ("1,2\n3,4\n", 1, "numbers, not column names"),
         ("x,x\n1,2\n", 1, "appears twice"),
         ("x,,y\n1,2,3\n", 1, "has no name"),
-        ("x,y\n1,2\n3\n", 3, "1 fields where the header has 2"),
+        ("x,y\n1,2\n3\n", 3, "1 field where the header has 2"),
         ("x,y\n1,2,3\n", 2, "3 fields"),
         ("x,y\n1,\n", 2, "empty cell"),
         ("x,y\n1,abc\n", 2, "'abc' is not a decimal number"),
