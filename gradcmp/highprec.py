@@ -287,13 +287,9 @@ def divide(x, y) -> Tracked:
         e,
         a,
         lambda g: divide(g, y),
-        lambda g: negative(divide(multiply(g, v_tracked(v)), y)),
+        # ∂(x/y)/∂y = −x/y²: from x and y themselves, whose errors are tracked
+        lambda g: negative(divide(multiply(g, x), multiply(y, y))),
     )
-
-
-def v_tracked(v) -> Tracked:
-    """Values computed earlier, reused in a backward rule (their error is charged there)."""
-    return Tracked(v, _rounded(v), np.abs(_float(v)))
 
 
 def negative(x) -> Tracked:
@@ -335,7 +331,8 @@ def _elementwise(fn, values: np.ndarray) -> np.ndarray:
 
 
 def _unary(x, fn, slope_fn, backward) -> Tracked:
-    """z = fn(x) with |dz/dx| = slope_fn(x, z) (floats) and backward(g, x, z) → Tracked."""
+    """z = fn(x) with |dz/dx| = slope_fn(x, z) (floats) and backward(g, x, z) → Tracked; the
+    backward rule reuses the forward node z itself, so its forward error counts there too."""
     x = _wrap(x)
     v = _elementwise(fn, x.v)
     fx, fz = _float(x.v), _float(v)
@@ -349,7 +346,7 @@ def _unary(x, fn, slope_fn, backward) -> Tracked:
 
 
 def exp(x) -> Tracked:
-    return _unary(x, mpmath.exp, lambda fx, fz: fz, lambda g, x, z: multiply(g, v_tracked(z.v)))
+    return _unary(x, mpmath.exp, lambda fx, fz: fz, lambda g, x, z: multiply(g, z))
 
 
 def log(x) -> Tracked:
@@ -367,7 +364,7 @@ def expm1(x) -> Tracked:
         x,
         mpmath.expm1,
         lambda fx, fz: fz + 1,
-        lambda g, x, z: multiply(g, add(v_tracked(z.v), 1)),
+        lambda g, x, z: multiply(g, add(z, 1)),
     )
 
 
@@ -376,7 +373,7 @@ def tanh(x) -> Tracked:
         x,
         mpmath.tanh,
         lambda fx, fz: 1 - fz * fz,
-        lambda g, x, z: multiply(g, subtract(1, multiply(v_tracked(z.v), v_tracked(z.v)))),
+        lambda g, x, z: multiply(g, subtract(1, multiply(z, z))),
     )
 
 
@@ -385,7 +382,7 @@ def sqrt(x) -> Tracked:
         x,
         mpmath.sqrt,
         lambda fx, fz: 0.5 / fz,
-        lambda g, x, z: divide(g, multiply(2, v_tracked(z.v))),
+        lambda g, x, z: divide(g, multiply(2, z)),
     )
 
 
@@ -394,7 +391,7 @@ def sigmoid(x) -> Tracked:
         x,
         lambda t: 1 / (1 + mpmath.exp(-t)),
         lambda fx, fz: fz * (1 - fz),
-        lambda g, x, z: multiply(g, multiply(v_tracked(z.v), subtract(1, v_tracked(z.v)))),
+        lambda g, x, z: multiply(g, multiply(z, subtract(1, z))),
     )
 
 
@@ -404,21 +401,35 @@ def logaddexp(x, y) -> Tracked:
     xb, yb = np.broadcast_arrays(x.v, y.v)
     v = np.frompyfunc(lambda s, t: mpmath.log(mpmath.exp(s) + mpmath.exp(t)), 2, 1)(xb, yb)
     v = np.asarray(v, dtype=object)
-    wx = _float(np.frompyfunc(lambda s, z: mpmath.exp(s - z), 2, 1)(xb, v))
-    wy = 1 - wx
+    # The partial derivatives exp(x − z) and exp(y − z), in high precision (1 − w would lose
+    # a weight below 1e-16 in float64).
+    exp_minus = np.frompyfunc(lambda s, z: mpmath.exp(s - z), 2, 1)
+    wx_v, wy_v = (
+        np.asarray(exp_minus(xb, v), dtype=object),
+        np.asarray(exp_minus(yb, v), dtype=object),
+    )
+    wx, wy = _float(wx_v), _float(wy_v)
     fz = np.abs(_float(v))
     # max(x, y) + log1p(exp(−|x − y|)): a handful of roundings of the larger operand's size.
     larger = np.maximum(np.abs(_float(xb)), np.abs(_float(yb)))
     e = wx * x.e + wy * y.e + LIBM_ULPS * (fz + larger + 2j)
     a = np.maximum(fz, wx * x.a + wy * y.a)
+
+    def weight(w_v, w, operand_v, operand_e):
+        # A backend computes exp(operand − z) from its own operand and z: their errors, the
+        # subtraction's rounding, and the exponential's, all relative to w.
+        gap = np.abs(_float(operand_v - v))
+        e_w = w * (np.broadcast_to(operand_e, w.shape) + e + gap + 1j) + LIBM_ULPS * (w + 1j)
+        return Tracked(w_v, e_w, w)
+
     return _binary(
         x,
         y,
         v,
         e,
         a,
-        lambda g: multiply(g, constant(wx)),
-        lambda g: multiply(g, constant(wy)),
+        lambda g: multiply(g, weight(wx_v, wx, xb, x.e)),
+        lambda g: multiply(g, weight(wy_v, wy, yb, y.e)),
     )
 
 
