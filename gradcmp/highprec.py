@@ -41,6 +41,10 @@ class UnsupportedOperation(Exception):
     """The loss used something the high-precision reference cannot evaluate."""
 
 
+class NotDifferentiable(Exception):
+    """The loss or its gradient is not finite at these parameters (log 0, 1/0, √0's slope)."""
+
+
 def _to_mpf(x) -> mpmath.mpf:
     if isinstance(x, Fraction):  # a decimal as written: exact up to the working precision
         return mpmath.mpf(x.numerator) / x.denominator
@@ -633,7 +637,7 @@ class Namespace:
 
     @staticmethod
     def max(x, axis=None, keepdims=False):
-        """The largest element; the gradient goes to the first one that attains it."""
+        """The largest element; at a tie the gradient is split evenly (as torch.amax and JAX)."""
         x = _wrap(x)
         f = _float(x.v)
         axes = _axes(axis, x.ndim)
@@ -653,13 +657,15 @@ def value_and_grad(
     loss: Callable, params: Mapping[str, np.ndarray], X: np.ndarray, y: np.ndarray
 ) -> tuple[Tracked, dict[str, Tracked]]:
     """Evaluate ``loss(params, X, y, xp)`` and its gradient in high precision, tracked."""
-    with mpmath.workprec(PRECISION_BITS):
+    with mpmath.workprec(PRECISION_BITS), np.errstate(all="ignore"):
         leaves = {k: leaf(v) for k, v in params.items()}
         _recording[0] = True
         try:
             out = loss(leaves, leaf(X), leaf(y), xp)
         except UnsupportedOperation:
             raise
+        except ArithmeticError as exc:  # mpmath: log(0), 1/0 …
+            raise NotDifferentiable(_arithmetic(exc)) from exc
         except (TypeError, AttributeError, ValueError, IndexError) as exc:
             raise UnsupportedOperation(f"{type(exc).__name__}: {exc}") from exc
         out = _wrap(out)
@@ -675,7 +681,10 @@ def value_and_grad(
                 if g is None:
                     continue
                 for parent, rule in zip(node.parents, node.backward):
-                    contribution = rule(g)
+                    try:
+                        contribution = rule(g)
+                    except ArithmeticError as exc:  # a slope that is infinite here
+                        raise NotDifferentiable(_arithmetic(exc)) from exc
                     seen = grads.get(id(parent))
                     grads[id(parent)] = contribution if seen is None else add(seen, contribution)
                 if any(node is leaf_node for leaf_node in leaves.values()):
@@ -686,7 +695,17 @@ def value_and_grad(
             k: Tracked(_objects(np.zeros(v.shape)), np.zeros(v.shape), np.zeros(v.shape))
             for k, v in leaves.items()
         }
-        return out, {k: grads.get(id(v), zero[k]) for k, v in leaves.items()}
+        result = {k: grads.get(id(v), zero[k]) for k, v in leaves.items()}
+        for name, node in (("the loss", out), *result.items()):
+            if not all(mpmath.isfinite(value) for value in node.v.ravel()):
+                where = "the loss" if node is out else f"the gradient of {name}"
+                raise NotDifferentiable(f"{where} is not finite")
+        return out, result
+
+
+def _arithmetic(exc: ArithmeticError) -> str:
+    detail = str(exc) or "division by zero"
+    return f"{detail} (a log of 0, a 1/0, or an infinite slope such as √ at 0)"
 
 
 def _topological(out: Tracked) -> list[Tracked]:

@@ -78,6 +78,9 @@ def _import(path: Path):
     sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
+    except SystemExit as exc:
+        del sys.modules[module_name]
+        raise InputError(f"importing it called sys.exit({exc.code!r})", where=str(path)) from None
     except SyntaxError as exc:
         del sys.modules[module_name]
         raise InputError(
@@ -128,6 +131,8 @@ def _initial_params(params, where: str) -> dict[str, np.ndarray]:
             ) from None
         if not np.isfinite(array).all():
             raise InputError(f"PARAMS[{key!r}] is not finite", where=where)
+        if array.size == 0:
+            raise InputError(f"PARAMS[{key!r}] is empty", where=where)
         initial[key] = array
     return initial
 
@@ -168,6 +173,15 @@ def preflight(problem) -> None:
             where=where_in_file(exc, model.source),
             hint="check PARAMS' shapes against the data's features",
         ) from None
+    kind = np.asarray(value).dtype.kind if value is not None else "O"
+    if kind not in "fiu" and not hasattr(value, "dtype"):
+        raise InputError(
+            f"loss() returned {type(value).__name__}, not a number",
+            where=model.source,
+            hint="return a real scalar, e.g. xp.mean(...)",
+        )
+    if kind == "c":
+        raise InputError("loss() returned a complex number", where=model.source)
     if np.size(value) != 1:
         raise InputError(
             f"loss() returned an array of shape {np.shape(value)}, not a scalar",

@@ -10,6 +10,7 @@ answer.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ import numpy as np
 from . import agreement, highprec
 from .agreement import to_float
 from .dtypes import DTYPES, FLOAT64, DType
+from .errors import InputError
 from .exact import ExactColumn, ExactData
 from .params import element_names
 from .problem import Problem
@@ -138,6 +140,8 @@ def compute_reference(problem: Problem, dtypes: list[DType]) -> Reference:
     except highprec.UnsupportedOperation as exc:
         name, method, as_written = _float64_fallback(problem, str(exc))
         by_dtype = {dtype.name: as_written for dtype in dtypes}
+    except highprec.NotDifferentiable as exc:
+        raise _not_differentiable(problem, str(exc)) from None
     rounding = {d.name: _rounding(problem, d, as_written, by_dtype[d.name]) for d in dtypes}
     return Reference(
         name=name,
@@ -210,6 +214,12 @@ def _evaluate_highprec(problem: Problem, params: dict, X, y) -> ReferenceValues:
 
     loss = highprec.to_fraction(out.v.reshape(())[()])
     grad_values = flat({k: values(g) for k, g in grads.items()})
+    # Where the error analysis itself overflows (a 0·∞ in a coefficient), there is no bound:
+    # magnitude 0 and an infinite coefficient make that output inconclusive.
+    for node in (out, *grads.values()):
+        broken = ~(np.isfinite(node.a) & np.isfinite(node.e))
+        node.a = np.where(broken, 0.0, node.a)
+        node.e = np.where(broken, np.inf, node.e)
     magnitudes = {
         "loss": Fraction(float(out.a)),
         **flat({k: [Fraction(a) for a in g.a.ravel().tolist()] for k, g in grads.items()}),
@@ -227,17 +237,38 @@ def _evaluate_highprec(problem: Problem, params: dict, X, y) -> ReferenceValues:
     )
 
 
+def _not_differentiable(problem: Problem, why: str) -> InputError:
+    return InputError(
+        f"no reference at these parameters: {why}",
+        where=problem.model.source if problem.model.source != "built-in" else problem.data.path,
+        hint="choose parameters where the loss is differentiable (--param, or PARAMS)",
+    )
+
+
 def _float64_fallback(problem: Problem, why: str) -> tuple[str, str, ReferenceValues]:
     """A float64 autodiff reference, for a loss the high-precision reference cannot evaluate.
 
+    It differentiates the generic ``loss`` (the specification, not either side of a port).
     Its own error is unknown, so it carries no bound: results held against it are at best
     inconclusive, and their errors say how far they are from float64 autodiff.
     """
     from .backends import BACKENDS, missing_modules
 
+    # The specification, not a side: drop the framework's own functions.
+    spec = Problem(
+        dataclasses.replace(problem.model, framework_losses={}), problem.data, problem.params
+    )
+    failures = []
     for name in ("torch-grad", "jax-grad"):
         if not missing_modules(BACKENDS[name]):
-            output = BACKENDS[name].compute(problem, FLOAT64)
+            try:
+                output = BACKENDS[name].compute(spec, FLOAT64)
+            except Exception as exc:  # the next framework may manage
+                failures.append(f"{name}: {type(exc).__name__}: {str(exc).splitlines()[0]}")
+                continue
+            values = [np.asarray(output.loss), *map(np.asarray, output.grads.values())]
+            if not all(np.isfinite(v).all() for v in values):
+                raise _not_differentiable(problem, f"float64 autodiff by {name} gives NaN or inf")
             flat = _flattener(problem)
             grads = flat(
                 {
@@ -251,7 +282,13 @@ def _float64_fallback(problem: Problem, why: str) -> tuple[str, str, ReferenceVa
                 "high-precision reference)"
             )
             return "float64", method, values
-    raise highprec.UnsupportedOperation(f"{why}, and neither torch nor jax is installed")
+    tried = "; ".join(failures) or "neither torch nor jax is installed"
+    raise InputError(
+        f"no reference: {why} is beyond the high-precision reference, and float64 autodiff "
+        f"of the generic loss failed ({tried})",
+        where=problem.model.source if problem.model.source != "built-in" else None,
+        hint="write loss() with the xp operations the README lists",
+    )
 
 
 def _out_of_range(problem: Problem, dtype: DType) -> str:

@@ -168,3 +168,147 @@ def test_malformed_baseline_entries(tmp_path):
     path.write_text(json.dumps({"results": [{"backend": "native"}]}))
     result = invoke("run", "-b", "native", "--baseline", str(path))
     assert result.exit_code == 2 and "not a gradcmp JSON report" in result.stderr
+
+
+# --- Second review: the high-precision reference and loss files -----------------------------
+
+
+def write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+ONE_ROW = "x,y\n626.4636944209259,0\n"
+
+
+@pytest.mark.parametrize(
+    ("loss", "params"),
+    [
+        # logaddexp of a far-apart pair: the small weight exp(b − z) ≈ 4e-18 must survive
+        (
+            "return xp.mean(xp.logaddexp(params['a'] + 40.0 + 0 * X[:, 0], params['b'] + 0 * y))",
+            {"a": 0.0, "b": 0.0},
+        ),
+        # exp reused in its own backward rule: its forward error counts there too
+        ("return xp.sum(xp.exp(params['a'] * X[:, 0] / 600))", {"a": 0.9541278616511861}),
+    ],
+)
+def test_highprec_bounds_hold_where_review_found_false_alarms(tmp_path, loss, params):
+    path = write(
+        tmp_path, "loss.py", f"PARAMS = {params!r}\ndef loss(params, X, y, xp):\n    {loss}\n"
+    )
+    data = write(tmp_path, "one.csv", ONE_ROW)
+    result = CliRunner().invoke(
+        cli,
+        [
+            "run",
+            "--loss",
+            path,
+            "--data",
+            data,
+            "--dtype",
+            "float64",
+            "-b",
+            "torch-grad,jax-grad,jax-jit",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+
+
+def test_logistic_far_from_the_boundary_agrees(tmp_path):
+    data = write(tmp_path, "neg1.csv", "x,y\n-3,0\n")
+    report = gradcmp.compare(
+        data,
+        model="logistic",
+        params={"w": [5.0]},
+        backends=["native", "numpy", "torch-grad", "jax-grad"],
+        dtypes="float64",
+    )
+    assert {r.verdict for r in report.results} == {"agree"}, [r.why for r in report.results]
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "xp.sqrt(params['w'] * params['w'])",
+        "1 / (params['w'] * X[:, 0])",
+        "xp.log(params['w'] * params['w'] * X[:, 0])",
+    ],
+)
+def test_a_loss_not_differentiable_at_its_params_is_exit_2(tmp_path, expression):
+    path = write(
+        tmp_path,
+        "edge.py",
+        f"PARAMS = {{'w': 0.0}}\ndef loss(params, X, y, xp):\n    return xp.mean({expression})\n",
+    )
+    result = CliRunner().invoke(cli, ["run", "--loss", path, "--dtype", "float64"])
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"gradcmp: error: {path}: no reference at these parameters")
+
+
+def test_the_float64_fallback_differentiates_the_spec_not_a_side(tmp_path):
+    path = write(
+        tmp_path,
+        "clip.py",
+        (
+            "PARAMS = {'w': 0.5}\n"
+            "def loss(params, X, y, xp):\n"
+            "    r = xp.clip(params['w'] * X[:, 0], -100.0, 100.0) - y\n"
+            "    return xp.mean(r * r)\n"
+            "def loss_torch(params, X, y):\n"
+            "    import torch\n"
+            "    r = torch.clamp(params['w'] * X[:, 0], -100.0, 100.0) - y\n"
+            "    return torch.mean(r * r) * 2  # planted bug on the torch side\n"
+        ),
+    )
+    report = gradcmp.compare(
+        gradcmp.data.bundled_path(),
+        loss=path,
+        backends=["torch-grad", "jax-grad"],
+        dtypes="float64",
+    )
+    assert report.reference.name == "float64"
+    errors = {r.backend: r.errors["loss"].rel for r in report.results}
+    assert errors["jax-grad"] < 1e-15 < errors["torch-grad"]  # the torch side is the one off
+
+
+def test_complex_step_skips_a_partly_unsafe_loss(tmp_path):
+    path = write(
+        tmp_path,
+        "l1.py",
+        (
+            "PARAMS = {'theta0': 0.5, 'theta1': -0.25}\n"
+            "def loss(params, X, y, xp):\n"
+            "    r = params['theta0'] + params['theta1'] * X[:, 0] - y\n"
+            "    penalty = xp.abs(params['theta0']) + xp.abs(params['theta1'])\n"
+            "    return xp.mean(r * r) / 2 + 0.1 * penalty\n"
+        ),
+    )
+    report = gradcmp.compare(
+        gradcmp.data.bundled_path(), loss=path, backends=["complex-step"], dtypes="float64"
+    )
+    (r,) = report.results
+    assert r.status == "skipped" and r.note == "the loss is not complex-safe (it uses absolute)"
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        (
+            "PARAMS = {'w': 0.0}\ndef loss(params, X, y, xp):\n    return None\n",
+            "returned NoneType",
+        ),
+        ("PARAMS = {'w': 0.0}\ndef loss(params, X, y, xp):\n    return 'x'\n", "returned str"),
+        ("PARAMS = {'w': 0.0}\ndef loss(params, X, y, xp):\n    return 1j\n", "complex"),
+        ("PARAMS = {'w': []}\ndef loss(params, X, y, xp):\n    return 0.0\n", "is empty"),
+        ("import sys\nsys.exit(3)\n", "called sys.exit(3)"),
+    ],
+)
+def test_more_broken_loss_files(tmp_path, text, fragment):
+    path = write(tmp_path, "bad.py", text)
+    result = CliRunner().invoke(cli, ["run", "--loss", path])
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.splitlines()
+    assert fragment in line

@@ -59,7 +59,7 @@ def validate(data) -> None:
     if outside.size:
         raise InputError(
             f"logistic needs targets in [0, 1]; row {outside[0] + 1} of {data.target} is "
-            f"{data.y[outside[0]]!r}",
+            f"{float(data.y[outside[0]])!r}",
             where=data.path,
             hint="use 0/1 labels (or probabilities)",
         )

@@ -146,8 +146,13 @@ def make(hidden: tuple[int, ...] = DEFAULT_HIDDEN, seed: int = 0) -> Model:
     """An MLP with these hidden sizes (one or two layers) and initial-weight seed."""
     hidden = tuple(int(h) for h in hidden)
     if not 1 <= len(hidden) <= 2 or any(h < 1 for h in hidden):
+        problem = (
+            "has one or two hidden layers"
+            if not 1 <= len(hidden) <= 2
+            else ("needs layer sizes of at least 1")
+        )
         raise UsageError(
-            f"--hidden {','.join(map(str, hidden))}: the MLP has one or two hidden layers",
+            f"--hidden {','.join(map(str, hidden))}: the MLP {problem}",
             hint="write --hidden 16 or --hidden 16,8",
         )
     return Model(

@@ -80,7 +80,7 @@ def validate(data) -> None:
     if bad.size:
         raise InputError(
             f"softmax needs integer class labels 0 … K − 1; row {bad[0] + 1} of {data.target} "
-            f"is {labels[bad[0]]!r}",
+            f"is {float(labels[bad[0]])!r}",
             where=data.path,
             hint="write the class of each row as 0, 1, 2, …",
         )
