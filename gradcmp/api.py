@@ -123,7 +123,7 @@ def _model(model: str, loss: str | None, options: Mapping[str, object]):
                 raise UsageError(
                     f"--hidden {hidden!r} is not a list of sizes", hint="write --hidden 16,8"
                 ) from None
-        return mlp.configure(chosen, hidden, given.get("seed"))
+        return mlp.configure(hidden, given.get("seed"))
     if given:
         raise UsageError(f"--{next(iter(given))} applies to --model mlp, not to {model}")
     return chosen

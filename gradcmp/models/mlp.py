@@ -173,9 +173,8 @@ def make(hidden: tuple[int, ...] = DEFAULT_HIDDEN, seed: int = 0) -> Model:
 MODEL = make()
 
 
-def configure(model: Model, hidden: tuple[int, ...] | None, seed: int | None) -> Model:
-    """The registered default with the user's --hidden / --seed."""
-    del model
+def configure(hidden: tuple[int, ...] | None, seed: int | None) -> Model:
+    """The MLP for the user's --hidden / --seed (defaults: one layer of 8, seed 0)."""
     return make(hidden or DEFAULT_HIDDEN, 0 if seed is None else seed)
 
 
