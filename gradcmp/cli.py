@@ -237,7 +237,7 @@ def selftest(backend_list, ports) -> int:
     Exits 0 only if every planted bug is caught in float64 and the clean problem agrees.
     """
     from .backends import parse_backends
-    from .report.table import console_for
+    from .console import console_for
     from .selftest import render, run_selftest
 
     if ports:
@@ -261,8 +261,8 @@ def backends() -> None:
     from rich.table import Table
 
     from .backends import BACKENDS, REFERENCE_NAME, missing_modules
+    from .console import console_for
     from .environment import _version
-    from .report.table import console_for
 
     table = Table("backend", "status", "framework", "dtypes", "what it computes")
     table.add_row(REFERENCE_NAME, "reference", "", "all", "exact rational arithmetic (always run)")
@@ -282,9 +282,9 @@ def models() -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    from .console import console_for
     from .models import MODELS
     from .models.base import DataShape
-    from .report.table import console_for
 
     table = Table("model", "parameters (d features)", "loss", "description")
     for name, model in MODELS.items():

@@ -9,7 +9,6 @@ without colour and without timings, so that two runs can be diffed.
 from __future__ import annotations
 
 import math
-from typing import IO
 
 from rich import box
 from rich.console import Console
@@ -17,21 +16,13 @@ from rich.table import Table
 from rich.text import Text
 
 from ..agreement import AGREE, DISAGREE, Error, to_float
+from ..console import console_for  # noqa: F401  (re-exported for the renderers)
 from ..params import element_names
 from ..runner import OK, Report
 
 # The reference cell shows the exact fraction under the value when it is this short.
 SHOWN_FRACTION_CHARS = 24
 VERDICT_STYLE = {AGREE: "green", DISAGREE: "bold red", "inconclusive": "yellow"}
-
-
-def console_for(stream: IO[str], colour: bool | None = None) -> Console:
-    """A rich console: colour on a terminal, plain text when piped or written to a file."""
-    console = Console(file=stream, force_terminal=colour, no_color=colour is False)
-    if not console.is_terminal:
-        # Piped output is not squeezed to 80 columns: a folded number is hard to copy.
-        console = Console(file=stream, width=max(console.width, 200), no_color=True)
-    return console
 
 
 def seconds_text(s: float | None) -> str:
