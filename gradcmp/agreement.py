@@ -138,6 +138,11 @@ def worst(verdicts: Iterable[str]) -> str:
     return next((v for v in (DISAGREE, INCONCLUSIVE) if v in seen), AGREE)
 
 
+def worst_output(errors: dict[str, Error], outputs: list[str]) -> str:
+    """The output among ``outputs`` with the largest ratio (a non-finite one first)."""
+    return max(outputs, key=lambda k: (not math.isfinite(errors[k].abs), errors[k].ratio))
+
+
 def verdict_of(errors: dict[str, Error]) -> str:
     return worst(e.verdict for e in errors.values())
 

@@ -3,6 +3,7 @@ Report, and from a Report to stdout and files."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import tempfile
@@ -102,7 +103,7 @@ def run_from_options(
     if baseline:
         saved = baseline_module.load(baseline)
         comparison = baseline_module.compare_with(report, saved, baseline)
-        report = _replace(report, baseline=comparison)
+        report = dataclasses.replace(report, baseline=comparison)
     return report
 
 
@@ -168,12 +169,6 @@ def _join(names: Sequence[str] | str | None) -> str | None:
     if names is None or isinstance(names, str):
         return names
     return ",".join(names)
-
-
-def _replace(report: Report, **changes) -> Report:
-    import dataclasses
-
-    return dataclasses.replace(report, **changes)
 
 
 def write_outputs(

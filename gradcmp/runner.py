@@ -12,10 +12,19 @@ from typing import Any
 import numpy as np
 
 from . import environment
-from .agreement import DISAGREE, INCONCLUSIVE, Error, explain, measure, verdict_of, worst
+from .agreement import (
+    DISAGREE,
+    INCONCLUSIVE,
+    Error,
+    explain,
+    measure,
+    to_float,
+    verdict_of,
+    worst,
+)
 from .backends import BACKENDS, missing_modules
 from .backends.base import SkipBackend
-from .dtypes import DType
+from .dtypes import DTYPES, DType
 from .errors import EXIT_AGREE, EXIT_BACKEND, EXIT_DISAGREE, EXIT_INCONCLUSIVE
 from .lossfile import where_in_file
 from .params import element_names
@@ -124,7 +133,7 @@ def run(
                 results.append(Result(name, dtype.name, SKIPPED, note=note))
             else:
                 results.append(_run_one(problem, reference, name, dtype, timeout))
-    results = _note_jit_versus_eager(results)
+    results = _note_jit_versus_eager(results, reference)
     return Report(
         problem=problem,
         dtypes=dtypes,
@@ -138,7 +147,7 @@ def run(
     )
 
 
-def _note_jit_versus_eager(results: list[Result]) -> list[Result]:
+def _note_jit_versus_eager(results: list[Result], reference: Reference) -> list[Result]:
     """A trap people fall into: expecting jax.jit to reproduce eager JAX bit for bit. Where the
     two differ, say by how much (both are still judged by the same bound)."""
     by_key = {(r.backend, r.dtype): r for r in results if r.status == OK}
@@ -148,10 +157,13 @@ def _note_jit_versus_eager(results: list[Result]) -> list[Result]:
         if r.backend == "jax-jit" and r.status == OK and eager is not None:
             jit_values = {"loss": r.loss, **r.grads}
             eager_values = {"loss": eager.loss, **eager.grads}
+            truth, dtype = reference.by_dtype[r.dtype].outputs(), DTYPES[r.dtype]
             moved = {
-                k: abs(v - eager_values[k]) / max(r.errors[k].abs / r.errors[k].ulp, 5e-324)
+                k: to_float(abs(Fraction(v) - Fraction(eager_values[k])) / dtype.ulp(truth[k]))
                 for k, v in jit_values.items()
-                if v != eager_values.get(k) and r.errors[k].ulp
+                if k in eager_values
+                and v != eager_values[k]
+                and np.isfinite([v, eager_values[k]]).all()
             }
             if moved:
                 worst = max(moved, key=moved.get)

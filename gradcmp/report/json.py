@@ -6,7 +6,7 @@ import json
 import math
 from fractions import Fraction
 
-from ..agreement import Error, to_float
+from ..agreement import Error, to_float, worst_output
 from ..params import element_names
 from ..reference import ReferenceValues
 from ..runner import Report, Result
@@ -58,14 +58,12 @@ def _errors(errors: dict[str, Error]) -> dict:
 
 def _summary(r: Result, groups: dict[str, list[str]]) -> tuple[dict, dict]:
     """Per parameter tensor: its worst element's value and error, and how many there are."""
-    from .table import worst
-
     grads, errors = {}, {}
     for name, outputs in groups.items():
         present = [k for k in outputs if k in r.errors]
         if not present:
             continue
-        k = worst(r.errors, present)
+        k = worst_output(r.errors, present)
         if k != "loss":
             grads[name] = {"worst": k, "value": number(r.grads[k]), "elements": len(present)}
         errors[name] = {"worst": k, **_errors({k: r.errors[k]})[k]}

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..agreement import AGREE, DISAGREE, Error, to_float
+from ..agreement import AGREE, DISAGREE, Error, to_float, worst_output
 from ..console import console_for  # noqa: F401  (re-exported for the renderers)
 from ..params import element_names
 from ..runner import OK, Report
@@ -85,11 +85,6 @@ def columns(report: Report) -> dict[str, list[str]]:
     return grouped
 
 
-def worst(errors: dict[str, Error], outputs: list[str]) -> str:
-    """The output among ``outputs`` with the largest ratio (a non-finite one first)."""
-    return max(outputs, key=lambda k: (not math.isfinite(errors[k].abs), errors[k].ratio))
-
-
 def _summary_cell(name: str, value: float, error: Error, count: int) -> Text:
     text = _cell(value, error)
     return Text(f"worst of {count}: {name}\n", style="dim") + text
@@ -136,7 +131,7 @@ def build(report: Report, plain: bool = False) -> Table:
                 elif len(outputs) == 1:
                     cells.append(_cell(values[present[0]], r.errors[present[0]]))
                 else:
-                    k = worst(r.errors, present)
+                    k = worst_output(r.errors, present)
                     cells.append(_summary_cell(k, values[k], r.errors[k], len(present)))
         else:
             verdict = Text(r.status, style="red" if r.status == "failed" else "dim")
