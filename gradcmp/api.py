@@ -97,9 +97,10 @@ def run_from_options(
     loss: str | None = None,
     model_options: Mapping[str, object] | None = None,
     timeout: float | None = None,
+    workers: bool = False,
 ) -> Report:
     chosen = _model(model, loss, model_options or {})
-    report = _run(data, None, target, chosen, backends, dtypes, params, strict, timeout)
+    report = _run(data, None, target, chosen, backends, dtypes, params, strict, timeout, workers)
     if baseline:
         saved = baseline_module.load(baseline)
         comparison = baseline_module.compare_with(report, saved, baseline)
@@ -131,7 +132,16 @@ def _model(model: str, loss: str | None, options: Mapping[str, object]):
 
 
 def _run(
-    data, arrays, target, chosen_model, backends, dtypes, params, strict, timeout=None
+    data,
+    arrays,
+    target,
+    chosen_model,
+    backends,
+    dtypes,
+    params,
+    strict,
+    timeout=None,
+    workers=False,
 ) -> Report:
     backend_names = parse_backends(backends) if backends is not None else list(DEFAULT_BACKENDS)
     chosen_dtypes = parse_dtypes(dtypes)
@@ -154,8 +164,10 @@ def _run(
         explicit_backends=backends is not None,
         strict=strict,
         timeout=timeout,
+        workers=workers,
     )
     report.timings["load"] = load_seconds
+    report.timings["total"] = time.perf_counter() - start
     return report
 
 
@@ -178,6 +190,7 @@ def write_outputs(
     report_dir: str | None = None,
     save_baseline: str | None = None,
     json_detail: str = "full",
+    timings: bool = False,
 ) -> None:
     """The report in ``fmt`` to stdout (or ``output``), every format into ``report_dir``, the
     JSON report to ``save_baseline``. Files are written atomically: no half-written report."""
@@ -187,9 +200,9 @@ def write_outputs(
         if given is not None and not given.strip():
             raise UsageError("cannot write a report to ''", hint="give a file name")
     if output is None:
-        show(report, fmt, sys.stdout, json_detail)
+        show(report, fmt, sys.stdout, json_detail, timings)
     else:
-        write_atomically(Path(output), render(report, fmt, json_detail))
+        write_atomically(Path(output), render(report, fmt, json_detail, timings))
     if report_dir is not None:
         directory = Path(report_dir)
         try:

@@ -160,6 +160,16 @@ def cli() -> None:
     help="Seconds one backend call may take; past it the result is failed (exit 3).",
 )
 @click.option(
+    "--workers/--no-workers",
+    default=True,
+    show_default=True,
+    help="Run each framework's backends in a worker process of its own, beside the others "
+    "and the reference (faster; isolates their global state).",
+)
+@click.option(
+    "--timings", is_flag=True, help="Show where the time went: load, reference, each call."
+)
+@click.option(
     "--save-baseline",
     type=click.Path(dir_okay=False, path_type=str),
     help="Save this run's JSON report as a baseline.",
@@ -187,6 +197,8 @@ def run(
     json_detail,
     strict,
     timeout,
+    workers,
+    timings,
     save_baseline,
     baseline_path,
 ) -> int:
@@ -212,8 +224,11 @@ def run(
         strict=strict,
         baseline=baseline_path,
         timeout=timeout,
+        workers=workers,
     )
-    api.write_outputs(report, output_format, output, report_dir, save_baseline, json_detail)
+    api.write_outputs(
+        report, output_format, output, report_dir, save_baseline, json_detail, timings
+    )
     return report.exit_code
 
 

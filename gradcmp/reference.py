@@ -121,7 +121,7 @@ def compute_reference(problem: Problem, dtypes: list[DType]) -> Reference:
             X = np.array(columns, dtype=object).T.reshape(data.X.shape)
             return _evaluate_highprec(problem, exact_params, X, np.array(target, dtype=object))
 
-    unusable = {d.name: why for d in dtypes if (why := _out_of_range(problem, d))}
+    unusable = {d.name: why for d in dtypes if (why := out_of_range(problem, d))}
     dtypes = [d for d in dtypes if d.name not in unusable]
     try:
         by_dtype: dict[str, ReferenceValues] = {}
@@ -291,7 +291,7 @@ def _float64_fallback(problem: Problem, why: str) -> tuple[str, str, ReferenceVa
     )
 
 
-def _out_of_range(problem: Problem, dtype: DType) -> str:
+def out_of_range(problem: Problem, dtype: DType) -> str:
     """Why ``dtype`` cannot hold the inputs (a value that is finite in float64 overflows it),
     or ''."""
     data = problem.data

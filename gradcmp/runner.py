@@ -23,13 +23,14 @@ from .agreement import (
     worst,
 )
 from .backends import BACKENDS, missing_modules
-from .backends.base import SkipBackend
+from .backends.base import Output, SkipBackend
 from .dtypes import DTYPES, DType
 from .errors import EXIT_AGREE, EXIT_BACKEND, EXIT_DISAGREE, EXIT_INCONCLUSIVE
 from .lossfile import where_in_file
 from .params import element_names
 from .problem import Problem
-from .reference import Reference, compute_reference
+from .reference import Reference, compute_reference, out_of_range
+from .workers import can_fork, framework_of, run_in_workers
 
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
 
@@ -103,28 +104,69 @@ def run(
     explicit_backends: bool = False,
     strict: bool = False,
     timeout: float | None = None,
+    workers: bool = False,
 ) -> Report:
-    timings: dict = {"setup": {}}
-    reference = compute_reference(problem, dtypes)
+    """Every backend × dtype against the reference. With ``workers``, each framework's
+    backends run in a forked worker process of their own while the reference is computed
+    here (workers.py); otherwise everything runs in this process, one call after another."""
+    timings: dict = {"setup": {}, "backends": {}}
+    unusable = {d.name: why for d in dtypes if (why := out_of_range(problem, d))}
+    missing = {name: missing_modules(BACKENDS[name]) for name in backends}
+    calls = [
+        (name, dtype.name)
+        for name in backends
+        if not missing[name]
+        for dtype in dtypes
+        if dtype.name not in unusable and dtype.name in BACKENDS[name].dtypes
+    ]
+    groups: dict[str, list[tuple[str, str]]] = {}
+    if workers:
+        for call in calls:
+            framework = framework_of(BACKENDS[call[0]])
+            if framework is not None and can_fork(framework):
+                groups.setdefault(framework, []).append(call)
+    forked = {call for group in groups.values() for call in group}
+    timings["workers"] = sorted(groups)
+    for dtype in dtypes:  # computed once, shared with the workers' pages (fork copies nothing)
+        if dtype.name not in unusable:
+            problem.inputs(dtype)
+    box: dict = {}
+
+    def compute_the_reference() -> None:
+        box["reference"] = compute_reference(problem, dtypes)
+
+    from_workers = run_in_workers(
+        groups,
+        lambda name: BACKENDS[name].setup(),
+        lambda name, dtype: _execute(problem, name, DTYPES[dtype], None),
+        timeout,
+        failed=lambda note: Outcome(FAILED, note=note),
+        while_waiting=compute_the_reference,
+    )
+    reference = box["reference"]
     timings["reference"] = reference.seconds
+    timings["setup"].update(from_workers.setup_seconds)
+    setup_errors = dict(from_workers.setup_errors)
     results = []
     for name in backends:
         backend = BACKENDS[name]
-        missing = missing_modules(backend)
-        setup_error = None
-        if not missing:
+        in_process = [c for c in calls if c[0] == name and c not in forked]
+        if in_process:
             start = time.perf_counter()
             try:
                 backend.setup()
             except Exception as exc:  # a broken install is this backend's failure, not ours
-                setup_error = _one_line(exc)
+                setup_errors[name] = _one_line(exc)
             timings["setup"][name] = time.perf_counter() - start
         for dtype in dtypes:
-            if missing:
-                note = f"{', '.join(missing)} not installed (see the README's install command)"
+            call = (name, dtype.name)
+            if missing[name]:
+                needs = ", ".join(missing[name])
+                note = f"{needs} not installed (see the README's install command)"
                 results.append(Result(name, dtype.name, SKIPPED, note=note, missing=True))
-            elif setup_error:
-                results.append(Result(name, dtype.name, FAILED, note=f"import: {setup_error}"))
+            elif name in setup_errors:
+                note = f"import: {setup_errors[name]}"
+                results.append(Result(name, dtype.name, FAILED, note=note))
             elif dtype.name in reference.unusable:
                 note = f"not computed: {reference.unusable[dtype.name]}"
                 results.append(Result(name, dtype.name, SKIPPED, note=note))
@@ -132,8 +174,15 @@ def run(
                 note = f"{name} does not compute in {dtype.name}"
                 results.append(Result(name, dtype.name, SKIPPED, note=note))
             else:
-                results.append(_run_one(problem, reference, name, dtype, timeout))
+                if call in forked:
+                    outcome = from_workers.outcomes[call]
+                else:
+                    outcome = _execute(problem, name, dtype, timeout)
+                results.append(_judge(problem, reference, name, dtype, outcome))
     results = _note_jit_versus_eager(results, reference)
+    for r in results:
+        if r.seconds is not None:
+            timings["backends"][f"{r.backend}/{r.dtype}"] = r.seconds
     return Report(
         problem=problem,
         dtypes=dtypes,
@@ -209,23 +258,44 @@ def _call(function, timeout: float | None):
     return box["value"]
 
 
-def _run_one(
-    problem: Problem, reference: Reference, name: str, dtype: DType, timeout: float | None = None
-) -> Result:
+@dataclass(frozen=True)
+class Outcome:
+    """What one backend call gave, before it is judged: small and picklable (a worker sends
+    it back), the backend's arrays already flattened to floats."""
+
+    status: str  # ok | failed | skipped
+    seconds: float | None = None
+    note: str = ""
+    loss: float | None = None
+    grads: dict[str, float] = field(default_factory=dict)
+    output: Output | None = None  # its notes, side, compile time and own bounds; no arrays
+
+
+def _execute(problem: Problem, name: str, dtype: DType, timeout: float | None) -> Outcome:
     start = time.perf_counter()
     try:
         output = _call(lambda: BACKENDS[name].compute(problem, dtype), timeout)
         seconds = time.perf_counter() - start
         loss, grads = _flatten(problem, output.loss, output.grads)
     except SkipBackend as exc:
-        return Result(name, dtype.name, SKIPPED, note=str(exc))
+        return Outcome(SKIPPED, note=str(exc))
     except Exception as exc:  # the backend under test failed; the others still run
         seconds = time.perf_counter() - start
         note = _one_line(exc)
         if problem.model.source != "built-in":  # point into the user's loss file
             where = where_in_file(exc, problem.model.source)
             note = f"{where}: {note}" if ":" in where.removeprefix(problem.model.source) else note
-        return Result(name, dtype.name, FAILED, seconds=seconds, note=note)
+        return Outcome(FAILED, seconds=seconds, note=note)
+    light = dataclasses.replace(output, loss=None, grads={})
+    return Outcome(OK, seconds, loss=loss, grads=grads, output=light)
+
+
+def _judge(
+    problem: Problem, reference: Reference, name: str, dtype: DType, outcome: Outcome
+) -> Result:
+    if outcome.status != OK:
+        return Result(name, dtype.name, outcome.status, seconds=outcome.seconds, note=outcome.note)
+    output, loss, grads, seconds = outcome.output, outcome.loss, outcome.grads, outcome.seconds
     exact = reference.by_dtype[dtype.name]
     truth, rows = exact.outputs(), problem.data.rows
     # A hand-derived gradient may come without its loss value: then only gradients count.

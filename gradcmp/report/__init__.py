@@ -18,14 +18,16 @@ REPORT_FILES = {
 }
 
 
-def render(report: Report, fmt: str, json_detail: str = "full") -> str:
+def render(report: Report, fmt: str, json_detail: str = "full", timings: bool = False) -> str:
     """The report as text; ``table`` without colour (for files)."""
     if fmt in ("table", "plain"):
         from .table import console_for
         from .table import render as render_table
 
         buffer = io.StringIO()
-        render_table(report, console_for(buffer, colour=False), plain=fmt == "plain")
+        render_table(
+            report, console_for(buffer, colour=False), plain=fmt == "plain", timings=timings
+        )
         return buffer.getvalue()
     if fmt == "json":
         from .json import render as render_json
@@ -42,12 +44,14 @@ def render(report: Report, fmt: str, json_detail: str = "full") -> str:
     raise ValueError(f"unknown format {fmt!r}")
 
 
-def show(report: Report, fmt: str, stream: IO[str], json_detail: str = "full") -> None:
+def show(
+    report: Report, fmt: str, stream: IO[str], json_detail: str = "full", timings: bool = False
+) -> None:
     """Write the report to a terminal or pipe: ``table`` in colour where the stream is a TTY."""
     if fmt == "table":
         from .table import console_for
         from .table import render as render_table
 
-        render_table(report, console_for(stream))
+        render_table(report, console_for(stream), timings=timings)
     else:
-        stream.write(render(report, fmt, json_detail))
+        stream.write(render(report, fmt, json_detail, timings))

@@ -215,11 +215,31 @@ def baseline_lines(report: Report) -> list[str]:
     return lines
 
 
-def render(report: Report, console: Console, plain: bool = False) -> None:
+def timing_lines(report: Report) -> list[str]:
+    """Where the time went (``--timings``): load, reference, framework imports, each call."""
+    t = report.timings
+    first = [f"{k} {seconds_text(t[k])}" for k in ("total", "load", "reference") if k in t]
+    lines = [f"timings: {', '.join(first)}"]
+    if t.get("setup"):
+        imports = ", ".join(f"{k} {seconds_text(v)}" for k, v in t["setup"].items())
+        lines.append(f"  setup (imports): {imports}")
+    if t.get("workers"):
+        lines.append(f"  in worker processes: {', '.join(t['workers'])}")
+    calls = [r for r in report.results if r.seconds is not None]
+    for r in calls:
+        compiled = f" (+{seconds_text(r.compile_seconds)} compile)" if r.compile_seconds else ""
+        lines.append(f"  {r.backend} {r.dtype}: {seconds_text(r.seconds)}{compiled}")
+    return lines
+
+
+def render(report: Report, console: Console, plain: bool = False, timings: bool = False) -> None:
     for line in header_lines(report):
         console.print(line, highlight=False, markup=False)
     console.print()
     console.print(build(report, plain))
+    if timings:
+        for line in timing_lines(report):
+            console.print(line, highlight=False, markup=False)
     for line in rounding_lines(report):
         console.print(line, highlight=False, markup=False)
     for line in baseline_lines(report):

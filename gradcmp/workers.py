@@ -1,0 +1,243 @@
+"""Framework backends in worker processes, one per framework, running beside each other.
+
+Importing torch and jax costs seconds each and nothing in the main process needs either, so
+the CLI forks one worker per framework before it computes the reference: the imports, the
+framework calls and the reference then overlap, and each framework's global state (threads,
+x64 flag, caches) stays in its own process. Forking shares the dataset's pages with the
+workers instead of copying them, and hands over everything a loss file defined.
+
+A worker runs its calls one after another and sends each outcome back through a pipe. A call
+that runs past ``--timeout``, or a worker that dies (a segfault in native code), fails that one
+call; a fresh worker takes over the calls still to run.
+
+Forking is only safe before a framework has started its own threads, so a framework already
+imported in this process (a loss file that imports torch at the top, a test suite) runs its
+backends in this process instead.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+# The backends a worker takes: those that import a framework (the rest run here; they are
+# numpy or plain Python, quick to start and safe to run anywhere).
+FRAMEWORKS = ("torch", "jax")
+
+
+def framework_of(backend) -> str | None:
+    return next((f for f in FRAMEWORKS if f in backend.requires), None)
+
+
+def cache_directory() -> str | None:
+    """Where workers keep compiled code between runs: ``$GRADCMP_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/gradcmp`` (``~/.cache/gradcmp``); ``GRADCMP_CACHE_DIR=`` (empty) turns
+    the cache off."""
+    given = os.environ.get("GRADCMP_CACHE_DIR")
+    if given is not None:
+        return given or None
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "gradcmp")
+
+
+def _prepare(framework: str) -> None:
+    """Per-framework set-up a worker may do because its state is its own.
+
+    Eager JAX compiles every primitive the first time it meets it (≈0.3 s per dtype for a
+    small loss, most of a default run's time); XLA's persistent compilation cache keeps those
+    executables on disk, keyed by the computation, the compile options and the jax version,
+    so later runs load them instead (the same executables: results do not change). gradcmp
+    sets this only in its own worker, never in a process that imported jax itself.
+    """
+    directory = cache_directory()
+    if framework != "jax" or directory is None:
+        return
+    try:
+        import jax
+
+        jax.config.update("jax_compilation_cache_dir", os.path.join(directory, "jax"))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+    except Exception:  # an older jax without these options: run without the cache
+        pass
+
+
+def can_fork(framework: str) -> bool:
+    """Whether a worker for ``framework`` can be forked safely from this process."""
+    return (
+        hasattr(os, "fork")
+        and "fork" in multiprocessing.get_all_start_methods()
+        and framework not in sys.modules
+    )
+
+
+Call = tuple[str, str]  # (backend name, dtype name)
+
+
+@dataclass
+class WorkerResults:
+    """What the workers sent: per call an outcome (the runner's ``Outcome``), per backend
+    the seconds its setup (the framework's import) took, or why it failed."""
+
+    outcomes: dict[Call, object] = field(default_factory=dict)
+    setup_seconds: dict[str, float] = field(default_factory=dict)
+    setup_errors: dict[str, str] = field(default_factory=dict)
+
+
+class _Worker:
+    def __init__(
+        self, framework: str, calls: list[Call], setup: Callable, execute: Callable, context
+    ) -> None:
+        self.framework = framework
+        self.pending = list(calls)
+        self.setup = setup
+        self.execute = execute
+        self.context = context
+        self.process = None
+        self.connection = None
+        self.started_call: tuple[Call, float] | None = None  # (call, monotonic start)
+
+    def start(self) -> None:
+        receiver, sender = self.context.Pipe(duplex=False)
+        # Buffered output would be written twice, once by each process.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.process = self.context.Process(
+            target=_work,
+            args=(self.framework, self.pending, self.setup, self.execute, sender),
+            daemon=True,
+            name="gradcmp-worker",
+        )
+        self.process.start()
+        sender.close()
+        self.connection = receiver
+        self.started_call = None
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.is_alive():
+            self.process.kill()
+        if self.process is not None:
+            self.process.join()
+        if self.connection is not None:
+            self.connection.close()
+        self.process = self.connection = None
+
+
+def _work(
+    framework: str, calls: list[Call], setup: Callable, execute: Callable, connection
+) -> None:
+    """The worker's body: set each backend up once, run its calls, send every event."""
+    # Ctrl-C reaches the whole process group; the main process answers it and ends us.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    set_up: dict[str, str] = {}  # backend → why its setup failed, or ''
+    for name, dtype in calls:
+        if name not in set_up:
+            start = time.perf_counter()
+            try:
+                if not set_up:  # the first backend's setup time includes the framework's
+                    _prepare(framework)
+                setup(name)
+                set_up[name] = ""
+            except Exception as exc:  # a broken install fails this backend, not the run
+                set_up[name] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}"
+            connection.send(("setup", name, time.perf_counter() - start, set_up[name]))
+        if set_up[name]:
+            continue
+        connection.send(("begin", (name, dtype), time.monotonic()))
+        connection.send(("done", (name, dtype), execute(name, dtype)))
+    connection.close()
+
+
+def run_in_workers(
+    groups: dict[str, list[Call]],
+    setup: Callable,
+    execute: Callable,
+    timeout: float | None,
+    failed: Callable[[str], object],
+    while_waiting: Callable[[], None] = lambda: None,
+) -> WorkerResults:
+    """Run each group's calls in its own forked worker; meanwhile call ``while_waiting``
+    (the reference) here. ``setup(name)`` imports a backend's framework,
+    ``execute(name, dtype)`` returns a picklable outcome;
+    ``failed(note)`` makes the outcome of a call that timed out or whose worker died."""
+    context = multiprocessing.get_context("fork")
+    workers = [_Worker(f, calls, setup, execute, context) for f, calls in groups.items() if calls]
+    results = WorkerResults()
+    try:
+        for worker in workers:
+            worker.start()
+        while_waiting()
+        while any(w.connection is not None for w in workers):
+            _serve(workers, results, timeout, failed)
+    finally:
+        for worker in workers:
+            worker.stop()
+    return results
+
+
+def _serve(workers: list[_Worker], results: WorkerResults, timeout, failed) -> None:
+    """Read what is ready, or wait until the nearest deadline; restart a worker past it."""
+    live = [w for w in workers if w.connection is not None]
+    deadlines = [w.started_call[1] + timeout for w in live if timeout and w.started_call]
+    wait = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+    ready = multiprocessing.connection.wait([w.connection for w in live], wait)
+    for worker in live:
+        if worker.connection in ready:
+            _receive(worker, results, failed)
+        elif (
+            timeout
+            and worker.started_call
+            and time.monotonic() >= worker.started_call[1] + (timeout)
+        ):
+            call, _ = worker.started_call
+            note = f"timed out after {timeout:g} s (--timeout); the others still ran"
+            _give_up_on(worker, call, failed(note), results)
+
+
+def _receive(worker: _Worker, results: WorkerResults, failed) -> None:
+    try:
+        message = worker.connection.recv()
+    except (EOFError, OSError):  # the worker ended: normally, or killed by a crash
+        worker.process.join(5)
+        code = worker.process.exitcode
+        how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+        if worker.started_call is not None:
+            call, _ = worker.started_call
+            _give_up_on(worker, call, failed(f"the worker process died ({how})"), results)
+        else:  # all done, or it died setting a backend up: what is left cannot run
+            for call in worker.pending:
+                results.outcomes[call] = failed(f"the worker process died in setup ({how})")
+            worker.stop()
+            worker.pending = []
+        return
+    kind = message[0]
+    if kind == "setup":
+        _, name, seconds, error = message
+        results.setup_seconds[name] = seconds
+        if error:
+            results.setup_errors[name] = error
+            worker.pending = [c for c in worker.pending if c[0] != name]
+    elif kind == "begin":
+        _, call, started = message
+        worker.started_call = (call, started)
+    else:
+        _, call, outcome = message
+        results.outcomes[call] = outcome
+        worker.pending.remove(call)
+        worker.started_call = None
+
+
+def _give_up_on(worker: _Worker, call: Call, outcome, results: WorkerResults) -> None:
+    """Fail ``call``, end its worker, and start a fresh one for the calls after it."""
+    results.outcomes[call] = outcome
+    worker.stop()
+    worker.pending = [c for c in worker.pending if c != call]
+    # Backends set up before are set up again in the new worker (their setup is an import).
+    if worker.pending:
+        worker.start()
