@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
+import numpy as np
+
 from ..exact import ExactData
 from .base import DataShape, Model
 
@@ -85,16 +87,13 @@ def underflow_weights(params, data: ExactData):
     theta1 = params["theta1"]
     n, columns = data.rows, data.columns
     rho = len(theta1) + 3 + sum(abs(t) for t in theta1)
-    rows, L, _ = _rows(params, data, absolute=True)
-    sum_a = Fraction(sum(rows), L)  # Σ a_i, exactly, in integers
+    rows, L, features = _rows(params, data, absolute=True)
+    sum_a = Fraction(int(rows.sum()), L)  # Σ a_i, exactly, in integers
     loss_weight = 2 * rho * sum_a + 3 * n + 2  # Σ(2·a_i·ρ + 3) + 2
     grad0_weight = n * (rho + 3) + 2
     grad1_weights = [  # Σ((ρ + 2)·|x_ij| + a_i + 3) + 2
-        (rho + 2) * Fraction(sum(abs(x) for x in col.numerators), col.denominator)
-        + sum_a
-        + 3 * n
-        + 2
-        for col in columns
+        (rho + 2) * Fraction(int(xs.sum()), col.denominator) + sum_a + 3 * n + 2
+        for xs, col in zip(features, columns)
     ]
     return loss_weight, {"theta0": [grad0_weight], "theta1": grad1_weights}
 
@@ -112,7 +111,18 @@ def rounding_depth(n_features: int) -> dict[str, int]:
 
 
 def _rows(params, data: ExactData, absolute: bool):
-    """(R_i, L, X_ij numerators): r_i = R_i / L, or a_i = R_i / L when ``absolute``."""
+    """(R_i, L, X_ij numerators): r_i = R_i / L, or a_i = R_i / L when ``absolute``.
+
+    R and the numerators are numpy object arrays of Python ints: exact, with the loops in C.
+    Kept with the data, since the magnitudes and the underflow weights both need |r|.
+    """
+    key = ("linear rows", absolute, tuple(params["theta0"]), tuple(params["theta1"]))
+    if key not in data.cache:
+        data.cache[key] = _compute_rows(params, data, absolute)
+    return data.cache[key]
+
+
+def _compute_rows(params, data: ExactData, absolute: bool):
     (theta0,), theta1 = params["theta0"], params["theta1"]
     columns, target = data.columns, data.target
     L = math.lcm(
@@ -126,25 +136,25 @@ def _rows(params, data: ExactData, absolute: bool):
     ]
     cy = L // target.denominator
     if absolute:
-        residuals = [abs(c0) + abs(cy * y) for y in target.numerators]
-        features = [[abs(x) for x in col.numerators] for col in columns]
+        residuals = abs(c0) + cy * np.abs(target.numerators)
+        features = [np.abs(col.numerators) for col in columns]
         coefficients = [abs(c) for c in coefficients]
     else:
-        residuals = [c0 - cy * y for y in target.numerators]
+        residuals = c0 - cy * target.numerators
         features = [col.numerators for col in columns]
     for c, xs in zip(coefficients, features):
         if c:
-            residuals = [r + c * x for r, x in zip(residuals, xs)]
+            residuals = residuals + c * xs
     return residuals, L, features
 
 
 def _sums(params, data: ExactData, absolute: bool):
     residuals, L, features = _rows(params, data, absolute)
     columns, n = data.columns, data.rows
-    loss_value = Fraction(sum(r * r for r in residuals), 2 * n * L * L)
-    grad0 = Fraction(sum(residuals), n * L)
+    loss_value = Fraction(int(np.dot(residuals, residuals)), 2 * n * L * L)
+    grad0 = Fraction(int(residuals.sum()), n * L)
     grad1 = [
-        Fraction(sum(r * x for r, x in zip(residuals, xs)), n * L * col.denominator)
+        Fraction(int(np.dot(residuals, xs)), n * L * col.denominator)
         for xs, col in zip(features, columns)
     ]
     return loss_value, {"theta0": [grad0], "theta1": grad1}
