@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
+from .exact import ExactColumn, ExactData
 
 # Around a cell, ASCII spaces and tabs are ignored; other whitespace is an error.
 BLANKS = " \t"
@@ -69,6 +70,19 @@ class Dataset:
     @property
     def features(self) -> int:
         return self.X.shape[1]
+
+    def exact_data(self) -> ExactData:
+        """The values as written in the file, exactly, as integer columns (for the exact
+        reference): the floats' exact values with the decimal cells put back."""
+        by_column: dict[str, dict[int, Fraction]] = {}
+        for (row, name), value in self.decimal_cells.items():
+            by_column.setdefault(name, {})[row] = value
+        columns = tuple(
+            ExactColumn.from_floats(self.X[:, j]).with_cells(by_column.get(name, {}))
+            for j, name in enumerate(self.feature_names)
+        )
+        target = ExactColumn.from_floats(self.y).with_cells(by_column.get(self.target, {}))
+        return ExactData(columns, target)
 
     def exact_columns(self) -> tuple[list[list[Fraction]], list[Fraction]]:
         """The values as written in the file, exactly: (feature columns, target)."""

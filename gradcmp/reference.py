@@ -99,12 +99,7 @@ def compute_reference(problem: Problem, dtypes: list[DType]) -> Reference:
             return _evaluate_exact(problem, exact_params, _exact_data(problem, dtype))
 
         def as_written_values() -> ReferenceValues:
-            columns, target = data.exact_columns()
-            exact_data = ExactData(
-                tuple(ExactColumn.from_fractions(c) for c in columns),
-                ExactColumn.from_fractions(target),
-            )
-            return _evaluate_exact(problem, params.exact, exact_data, with_bounds=False)
+            return _evaluate_exact(problem, params.exact, data.exact_data(), with_bounds=False)
     else:
         name, method = HIGHPREC_NAME, HIGHPREC_METHOD
 

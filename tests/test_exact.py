@@ -108,3 +108,29 @@ def test_exact_column_from_floats_is_exact():
     values = np.array([0.1, -3.0, 2.0**-1074, 1e300, 0.0])
     column = ExactColumn.from_floats(values)
     assert column.fractions() == [Fraction(v) for v in values.tolist()]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.floats(allow_nan=False, allow_infinity=False, allow_subnormal=True), min_size=1),
+    st.data(),
+)
+def test_exact_data_puts_the_decimal_cells_back_exactly(values, data):
+    """The vectorised columns (frexp, shifts, object arrays) equal Fraction() of every value,
+    with some cells replaced by decimals as written, over the whole float64 range."""
+    from gradcmp.data import Dataset
+
+    column = np.array(values)
+    replaced = data.draw(st.dictionaries(st.integers(0, len(values) - 1), st.fractions()))
+    dataset = Dataset(
+        "<test>",
+        ("x",),
+        "y",
+        column[:, None],
+        column[::-1].copy(),
+        {(row, "x"): value for row, value in replaced.items()},
+    )
+    exact = dataset.exact_data()
+    expected = [replaced.get(i, Fraction(v)) for i, v in enumerate(values)]
+    assert exact.columns[0].fractions() == expected
+    assert exact.target.fractions() == [Fraction(v) for v in values[::-1]]
