@@ -271,6 +271,61 @@ def selftest(backend_list, ports) -> int:
 
 
 @cli.command()
+@click.option(
+    "--rows",
+    "rows_text",
+    default="1e3,1e5,1e6,1e7",
+    show_default=True,
+    help="Dataset sizes, comma-separated (1e6 or 1000000).",
+)
+@click.option(
+    "-b",
+    "--backend",
+    "backend_list",
+    multiple=True,
+    help="Backends to time (comma-separated or repeated; 'all'; 'exact' times the reference) "
+    "[default: the seed's four].",
+)
+@click.option("--dtype", "dtype_list", default="float32,float64", show_default=True, help="Dtypes.")
+@click.option("--features", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option(
+    "--repeat", type=click.IntRange(min=1), default=5, show_default=True, help="Timed calls."
+)
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="Write a log-log PNG of time against rows (needs matplotlib: gradcmp[plot]).",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+)
+@debug_option
+def bench(rows_text, backend_list, dtype_list, features, repeat, plot_path, output_format):
+    """Time each backend's loss-and-gradient call on random data of growing size.
+
+    Per backend × dtype × size: median and spread of the call (jit compile apart), the peak
+    memory the calls added, and the fraction of the memory-bandwidth limit (a single read of
+    the inputs at the read speed numpy reaches here). Each backend runs in its own process.
+    """
+    from .bench_report import parse_rows, run_and_report
+
+    return run_and_report(
+        parse_rows(rows_text),
+        ",".join(backend_list) if backend_list else None,
+        dtype_list,
+        features,
+        repeat,
+        plot_path,
+        output_format,
+    )
+
+
+@cli.command()
 def backends() -> None:
     """List the backends: what each computes, and whether it can run here (and why not)."""
     from rich.table import Table

@@ -1,0 +1,281 @@
+"""``gradcmp bench``: how fast each backend computes loss and gradient, and how close that is
+to what the machine's memory allows.
+
+For every size a dataset of random normal features is made (seeded: the same numbers every
+time), with y = X·w + noise and the linear model at θ = (0.5, 0.25, …). Each backend runs in a
+forked process of its own (its framework imported there, nothing left behind for the next),
+one call first (for jax-jit: the compilation, reported apart) and then ``repeat`` timed
+calls. Reported per backend × dtype × size: the median and spread of the call's time, the
+compile time, the peak memory the calls added, and the fraction of the bandwidth limit: the
+time a single read of the inputs takes at the read bandwidth measured at start (numpy summing a
+256 MB array), divided by the median. 100 % would be a backend that reads its inputs once at
+full speed and does nothing else; real gradients read them at least twice.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .backends import BACKENDS
+from .backends.base import SkipBackend
+from .data import from_arrays
+from .dtypes import DType
+from .models import get_model
+from .params import Params
+from .problem import Problem
+
+BANDWIDTH_BYTES = 256 * 2**20
+REFERENCE = "exact"  # -b exact: time the exact reference too
+
+
+@dataclass(frozen=True)
+class Measurement:
+    backend: str
+    dtype: str
+    rows: int
+    seconds: list[float]  # each timed call
+    median: float | None
+    compile_seconds: float | None
+    peak_bytes: int | None  # memory the timed calls added at their peak (None: not measurable)
+    data_bytes: int  # X and y in this dtype
+    bandwidth_fraction: float | None
+    status: str = "ok"
+    note: str = ""
+
+    @property
+    def spread(self) -> tuple[float, float] | None:
+        return (min(self.seconds), max(self.seconds)) if self.seconds else None
+
+
+def read_bandwidth(repeat: int = 5) -> float:
+    """Bytes per second numpy reads: the best of ``repeat`` sums of a 256 MB array."""
+    array = np.ones(BANDWIDTH_BYTES // 8)
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        array.sum()
+        best = min(best, time.perf_counter() - start)
+    return array.nbytes / best
+
+
+def make_problem(rows: int, features: int = 1, seed: int = 0) -> Problem:
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((rows, features))
+    w = np.linspace(1.0, 2.0, features)
+    y = X @ w + 0.5 + rng.standard_normal(rows)
+    model = get_model("linear")
+    dataset = from_arrays(X, y, path=f"<random {rows}×{features}>")
+    values = model.initial_params(dataset)
+    values["theta0"] = np.asarray(0.5)
+    values["theta1"] = np.full(values["theta1"].shape, 0.25)
+    return Problem(model, dataset, Params.from_arrays(values))
+
+
+def _memory(field_name: str) -> int | None:
+    """VmRSS or VmHWM (the peak) of this process in bytes, from /proc (Linux)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith(field_name + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _reset_peak() -> bool:
+    """Reset VmHWM to the current RSS (Linux ≥ 4.0), so a peak is this call's own."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _time_backend(name: str, problem: Problem, dtype: DType, repeat: int):
+    """(seconds per timed call, compile seconds, peak bytes added) for one backend × dtype."""
+    if name == REFERENCE:
+        from .reference import compute_reference
+
+        def call():
+            start = time.perf_counter()
+            compute_reference(problem, [dtype])
+            return time.perf_counter() - start, None
+    else:
+        backend = BACKENDS[name]
+
+        def call():
+            start = time.perf_counter()
+            output = backend.compute(problem, dtype)
+            seconds = time.perf_counter() - start
+            if output.run_seconds is not None:
+                return output.run_seconds, output.compile_seconds
+            return seconds, None
+
+    _, compile_seconds = call()  # the first call: imports settle, jit compiles
+    can_reset = _reset_peak()
+    base = _memory("VmRSS")
+    seconds = [call()[0] for _ in range(repeat)]
+    peak = _memory("VmHWM")
+    added = max(0, peak - base) if can_reset and peak is not None and base is not None else None
+    return seconds, compile_seconds, added
+
+
+def _child(name, problems, dtypes, repeat, bandwidth, connection) -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if name != REFERENCE:
+        BACKENDS[name].setup()
+    for problem in problems:
+        for dtype in dtypes:
+            rows = problem.data.rows
+            X, y = problem.inputs(dtype)
+            data_bytes = X.nbytes + y.nbytes
+            try:
+                if name != REFERENCE and dtype.name not in BACKENDS[name].dtypes:
+                    raise SkipBackend(f"{name} does not compute in {dtype.name}")
+                seconds, compile_seconds, peak = _time_backend(name, problem, dtype, repeat)
+            except Exception as exc:  # this row's status; the others still run
+                status = "skipped" if isinstance(exc, SkipBackend) else "failed"
+                lines = str(exc).strip().splitlines()
+                note = lines[0] if lines else type(exc).__name__
+                connection.send(_unmeasured(name, dtype, rows, data_bytes, status, note))
+                continue
+            median = statistics.median(seconds)
+            fraction = data_bytes / bandwidth / median if median > 0 else None
+            connection.send(
+                Measurement(
+                    name,
+                    dtype.name,
+                    rows,
+                    seconds,
+                    median,
+                    compile_seconds,
+                    peak,
+                    data_bytes,
+                    fraction,
+                )
+            )
+    connection.close()
+
+
+def _unmeasured(name, dtype, rows, data_bytes, status, note) -> Measurement:
+    return Measurement(name, dtype.name, rows, [], None, None, None, data_bytes, None, status, note)
+
+
+def run_bench(
+    sizes: list[int],
+    backends: list[str],
+    dtypes: list[DType],
+    repeat: int,
+    features: int = 1,
+    progress: Callable[[Measurement], None] = lambda m: None,
+) -> tuple[float, list[Measurement]]:
+    """(read bandwidth in bytes/s, one Measurement per backend × dtype × size)."""
+    bandwidth = read_bandwidth()
+    problems = [make_problem(n, features) for n in sizes]
+    for problem in problems:  # made here once, shared with every child's pages
+        for dtype in dtypes:
+            problem.inputs(dtype)
+    context = multiprocessing.get_context("fork")
+    measurements: list[Measurement] = []
+    for name in backends:
+        receiver, sender = context.Pipe(duplex=False)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        process = context.Process(
+            target=_child, args=(name, problems, dtypes, repeat, bandwidth, sender), daemon=True
+        )
+        process.start()
+        sender.close()
+        expected = len(problems) * len(dtypes)
+        got = 0
+        try:
+            while got < expected:
+                try:
+                    measurement = receiver.recv()
+                except EOFError:
+                    break
+                measurements.append(measurement)
+                progress(measurement)
+                got += 1
+        finally:
+            if process.is_alive() and got < expected:
+                process.kill()
+            process.join()
+            receiver.close()
+        if got < expected:  # the child died: say so for what it did not measure
+            done = {(m.rows, m.dtype) for m in measurements if m.backend == name}
+            for problem in problems:
+                for dtype in dtypes:
+                    if (problem.data.rows, dtype.name) not in done:
+                        X, y = problem.inputs(dtype)
+                        note = f"the benchmark process died (exit code {process.exitcode})"
+                        died = _unmeasured(
+                            name, dtype, problem.data.rows, X.nbytes + y.nbytes, "failed", note
+                        )
+                        measurements.append(died)
+                        progress(died)
+    return bandwidth, measurements
+
+
+def to_dict(bandwidth: float, measurements: list[Measurement], repeat: int) -> dict:
+    from . import environment
+
+    return {
+        "bandwidth_bytes_per_second": bandwidth,
+        "repeat": repeat,
+        "environment": environment.describe(),
+        "results": [
+            {**asdict(m), "spread": list(m.spread) if m.spread else None} for m in measurements
+        ],
+    }
+
+
+def plot(measurements: list[Measurement], bandwidth: float, path: str) -> None:
+    """A log-log PNG: call time against rows, one line per backend × dtype, and the bandwidth
+    limit of each dtype dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(8, 5.5))
+    lines: dict[tuple[str, str], list[tuple[int, float]]] = {}
+    limits: dict[str, list[tuple[int, float]]] = {}
+    for m in measurements:
+        if m.median is not None:
+            lines.setdefault((m.backend, m.dtype), []).append((m.rows, m.median))
+        limits.setdefault(m.dtype, []).append((m.rows, m.data_bytes / bandwidth))
+    for (backend, dtype), points in lines.items():
+        points.sort()
+        style = "-" if dtype == "float32" else "--" if dtype == "float64" else ":"
+        axes.plot(*zip(*points), style, marker="o", label=f"{backend} {dtype}")
+    for dtype, points in limits.items():
+        points = sorted(set(points))
+        axes.plot(
+            *zip(*points),
+            color="black",
+            linestyle=":" if dtype == "float32" else "-.",
+            linewidth=2,
+            label=f"bandwidth limit {dtype}",
+        )
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xlabel("rows")
+    axes.set_ylabel("seconds per loss-and-gradient call (median)")
+    axes.set_title(f"gradcmp bench (read bandwidth {bandwidth / 1e9:.1f} GB/s)")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(fontsize=7, ncol=2)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)

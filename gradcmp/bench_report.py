@@ -1,0 +1,136 @@
+"""``gradcmp bench`` for people and programs: options checked, a progress bar while it runs,
+then a table (rich) or JSON. The measuring is in bench.py."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from .errors import UsageError
+
+
+def parse_rows(text: str) -> list[int]:
+    sizes = []
+    for raw in text.split(","):
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            raise UsageError(
+                f"--rows: {raw.strip()!r} is not a number", hint="write --rows 1e3,1e6"
+            ) from None
+        if not value.is_integer() or value < 1 or value > 1e10:
+            raise UsageError(f"--rows: {raw.strip()} is not a row count from 1 to 1e10")
+        sizes.append(int(value))
+    return sizes
+
+
+def run_and_report(sizes, backends, dtypes, features, repeat, plot_path, output_format) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from . import bench
+    from .backends import DEFAULT_BACKENDS, REFERENCE_NAME, missing_modules, parse_backends
+    from .console import console_for
+    from .dtypes import parse_dtypes
+
+    names = [n.strip() for n in backends.split(",")] if backends else list(DEFAULT_BACKENDS)
+    with_reference = REFERENCE_NAME in names
+    chosen = [n for n in names if n != REFERENCE_NAME]
+    chosen = parse_backends(",".join(chosen)) if chosen else []
+    chosen_dtypes = parse_dtypes(dtypes)
+    if plot_path is not None:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise UsageError(
+                "--plot needs matplotlib", hint="pip install 'gradcmp[plot]'"
+            ) from None
+    from .backends import BACKENDS
+
+    runnable = [n for n in chosen if not missing_modules(BACKENDS[n])]
+    skipped = [n for n in chosen if n not in runnable]
+    timed = runnable + ([bench.REFERENCE] if with_reference else [])
+    if not timed:
+        raise UsageError("no backend to time is installed", hint="see 'gradcmp backends'")
+
+    total = len(timed) * len(sizes) * len(chosen_dtypes)
+    stderr = console_for(sys.stderr)
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=stderr,
+        transient=True,
+        disable=not stderr.is_terminal,
+    ) as progress:
+        task = progress.add_task("measuring read bandwidth", total=total)
+
+        def advance(m: bench.Measurement) -> None:
+            progress.update(task, advance=1, description=f"{m.backend} {m.dtype} {m.rows:,} rows")
+
+        bandwidth, measurements = bench.run_bench(
+            sizes, timed, chosen_dtypes, repeat, features, progress=advance
+        )
+    if output_format == "json":
+        report = bench.to_dict(bandwidth, measurements, repeat)
+        report["not_installed"] = skipped
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+    else:
+        render(bandwidth, measurements, repeat, skipped, console_for(sys.stdout))
+    if plot_path is not None:
+        bench.plot(measurements, bandwidth, plot_path)
+    return 3 if any(m.status == "failed" for m in measurements) else 0
+
+
+def _seconds(s: float | None) -> str:
+    if s is None:
+        return ""
+    if s < 1e-3:
+        return f"{s * 1e6:.0f} µs"
+    return f"{s * 1e3:.2f} ms" if s < 1 else f"{s:.2f} s"
+
+
+def _megabytes(n: int | None) -> str:
+    return "n/a" if n is None else f"{n / 2**20:.1f} MB"
+
+
+def render(bandwidth, measurements, repeat, skipped, console) -> None:
+    from rich.table import Table
+
+    console.print(
+        f"read bandwidth {bandwidth / 1e9:.1f} GB/s (numpy sum of 256 MB, best of 5); "
+        f"{repeat} timed calls each, after one untimed first call",
+        highlight=False,
+    )
+    table = Table(
+        "backend",
+        "dtype",
+        "rows",
+        "median",
+        "spread (min–max)",
+        "compile",
+        "peak added",
+        "× data",
+        "bandwidth",
+    )
+    for c in table.columns[2:]:
+        c.justify = "right"
+    for m in measurements:
+        if m.median is None:
+            table.add_row(m.backend, m.dtype, f"{m.rows:,}", m.status, m.note, "", "", "", "")
+            continue
+        low, high = m.spread
+        ratio = "" if m.peak_bytes is None else f"{m.peak_bytes / m.data_bytes:.2f}"
+        table.add_row(
+            m.backend,
+            m.dtype,
+            f"{m.rows:,}",
+            _seconds(m.median),
+            f"{_seconds(low)} – {_seconds(high)}",
+            _seconds(m.compile_seconds),
+            _megabytes(m.peak_bytes),
+            ratio,
+            f"{m.bandwidth_fraction:.1%}" if m.bandwidth_fraction is not None else "",
+        )
+    console.print(table)
+    if skipped:
+        console.print(f"not installed, not timed: {', '.join(skipped)}", highlight=False)
