@@ -2,8 +2,9 @@
 
 The compile time is reported apart (``compile_seconds``, which includes the compiled
 function's first call: XLA sets up its executable then, ≈3 ms whatever the data size);
-``seconds`` is the second call alone, what every later call costs. XLA may fuse and reorder operations that eager JAX runs one by one, so jit and eager
-can differ in the last bits; the agreement rule covers any such order.
+``seconds`` is the second call alone, what every later call costs. XLA may fuse and reorder
+operations that eager JAX runs one by one, so jit and eager can differ in the last bits; the
+agreement rule covers any such order.
 """
 
 from __future__ import annotations
