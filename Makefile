@@ -9,7 +9,7 @@ STAMP   = $(VENV)/.gradcmp-installed
 
 .PHONY: run test lint
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt setup.py gradcmp/_fastcsv.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
 	touch $(STAMP)

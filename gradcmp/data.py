@@ -25,6 +25,11 @@ NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
 # Integers this short are exact in float64 (|v| < 10**15 < 2**53): no Fraction needed.
 SHORT_INTEGER = re.compile(r"[+-]?[0-9]{1,15}\Z")
 
+try:  # the C reader (setup.py builds it where a compiler is at hand)
+    from . import _fastcsv
+except ImportError:  # pragma: no cover - the pure-Python reader does the same, slower
+    _fastcsv = None
+
 BUNDLED = "xy.csv"
 
 # Decimal exponents beyond this are not turned into exact fractions (10**999999999 would take
@@ -42,6 +47,35 @@ def decimal_value(cell: str) -> Fraction | None:
 
 
 @dataclass(frozen=True)
+class Decimals:
+    """Cells float64 cannot hold, as written, compactly (the C reader's form, millions of
+    them in a large file): cell ``index`` (row · columns + column, in the file's column
+    order) holds exactly ``significand · 10**exponent``."""
+
+    header: tuple[str, ...]
+    index: np.ndarray  # int64
+    significands: np.ndarray  # int64
+    exponents: np.ndarray  # int16
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def for_column(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(rows, significands, exponents) of the cells of column ``name``."""
+        rows, columns = np.divmod(self.index, len(self.header))
+        mine = columns == self.header.index(name)
+        return rows[mine], self.significands[mine], self.exponents[mine]
+
+    def cells(self) -> dict[tuple[int, str], Fraction]:
+        """The same as ``Dataset.decimal_cells`` (a Fraction per cell: for small data)."""
+        rows, columns = np.divmod(self.index, len(self.header))
+        return {
+            (int(r), self.header[c]): Fraction(int(s)) * Fraction(10) ** int(e)
+            for r, c, s, e in zip(rows, columns, self.significands, self.exponents)
+        }
+
+
+@dataclass(frozen=True)
 class Dataset:
     """A matrix of features ``X`` (n × d) and a target ``y`` (n), float64."""
 
@@ -50,8 +84,22 @@ class Dataset:
     target: str
     X: np.ndarray
     y: np.ndarray
-    # Exact values of the cells float64 rounds, keyed by (row, column name).
+    # Exact values of the cells float64 rounds, keyed by (row, column name) ...
     decimal_cells: dict[tuple[int, str], Fraction] = field(default_factory=dict)
+    # ... and, from the C reader, most of them in arrays (None: none there).
+    decimals: Decimals | None = None
+
+    @property
+    def written_in_float64(self) -> bool:
+        """Whether every value is exactly as written (no decimal cell float64 rounds)."""
+        return not self.decimal_cells and self.decimals is None
+
+    def all_decimal_cells(self) -> dict[tuple[int, str], Fraction]:
+        """Every cell float64 rounds, exactly (a Fraction per cell: for small data)."""
+        cells = dict(self.decimal_cells)
+        if self.decimals is not None:
+            cells.update(self.decimals.cells())
+        return cells
 
     @property
     def sha256(self) -> str:
@@ -77,22 +125,24 @@ class Dataset:
         by_column: dict[str, dict[int, Fraction]] = {}
         for (row, name), value in self.decimal_cells.items():
             by_column.setdefault(name, {})[row] = value
-        columns = tuple(
-            ExactColumn.from_floats(self.X[:, j]).with_cells(by_column.get(name, {}))
-            for j, name in enumerate(self.feature_names)
-        )
-        target = ExactColumn.from_floats(self.y).with_cells(by_column.get(self.target, {}))
-        return ExactData(columns, target)
+
+        def exact(name: str, values: np.ndarray) -> ExactColumn:
+            column = ExactColumn.from_floats(values)
+            if self.decimals is not None:
+                column = column.with_decimals(*self.decimals.for_column(name))
+            return column.with_cells(by_column.get(name, {}))
+
+        columns = tuple(exact(name, self.X[:, j]) for j, name in enumerate(self.feature_names))
+        return ExactData(columns, exact(self.target, self.y))
 
     def exact_columns(self) -> tuple[list[list[Fraction]], list[Fraction]]:
         """The values as written in the file, exactly: (feature columns, target)."""
+        cells = self.all_decimal_cells()
         columns = [
-            [self.decimal_cells.get((i, name), Fraction(v)) for i, v in enumerate(self.X[:, j])]
+            [cells.get((i, name), Fraction(v)) for i, v in enumerate(self.X[:, j])]
             for j, name in enumerate(self.feature_names)
         ]
-        target = [
-            self.decimal_cells.get((i, self.target), Fraction(v)) for i, v in enumerate(self.y)
-        ]
+        target = [cells.get((i, self.target), Fraction(v)) for i, v in enumerate(self.y)]
         return columns, target
 
 
@@ -125,37 +175,33 @@ def load_csv(path: Path, target: str = "y", shown_as: str | None = None) -> Data
 
     Accepted: UTF-8 with or without BOM, LF or CRLF line ends, spaces around cells, blank lines
     (skipped). Everything else that is not a finite decimal number is an error naming the line.
+
+    The C reader (``_fastcsv``, where it was compiled) reads the rows; the rules and every
+    message live here, in Python: where the C reader stops, the problem is found and worded
+    by the same code the pure-Python reader runs, so both give the same answer.
     """
     name = shown_as or str(path)
-    text = _read_text(path, name)
+    raw = _read_bytes(path, name)
+    if _fastcsv is not None:
+        dataset = _load_csv_fast(raw, target, name)
+        if dataset is not None:
+            return dataset
+    return _load_csv_python(raw, target, name)
+
+
+def _load_csv_python(raw: bytes, target: str, name: str) -> Dataset:
+    text = _decode(raw, name)
     # Lines end at LF (a CR before it is part of CRLF); nothing else splits a line, so the
     # line numbers are those of any editor.
     lines = [line.removesuffix("\r") for line in text.split("\n")]
     numbered = [(i + 1, line) for i, line in enumerate(lines) if line.strip(BLANKS)]
     for line_no, line in numbered:
         if "\r" in line:
-            raise InputError(
-                "a carriage return inside a line (old Mac line ends?)",
-                where=f"{name}:{line_no}",
-                hint="save the file with LF or CRLF line ends",
-            )
+            raise _carriage_return(name, line_no)
     if not numbered:
         raise InputError("the file is empty", where=name, hint="give a CSV file with a header row")
     header_line, header_text = numbered[0]
-    header = [cell.strip(BLANKS) for cell in header_text.split(",")]
-    _check_header(header, f"{name}:{header_line}")
-    if target not in header:
-        raise InputError(
-            f"no column named {target!r} (columns: {', '.join(header)})",
-            where=f"{name}:{header_line}",
-            hint="name the target column with --target",
-        )
-    if len(header) < 2:
-        raise InputError(
-            "there is no feature column besides the target",
-            where=f"{name}:{header_line}",
-            hint="add at least one feature column",
-        )
+    header = _header(header_text, target, f"{name}:{header_line}")
     rows = numbered[1:]
     if not rows:
         raise InputError("the file has a header but no data rows", where=f"{name}:{header_line}")
@@ -163,69 +209,189 @@ def load_csv(path: Path, target: str = "y", shown_as: str | None = None) -> Data
     values = np.empty((len(rows), len(header)), dtype=np.float64)
     decimal_cells: dict[tuple[int, str], Fraction] = {}
     for r, (line_no, line) in enumerate(rows):
-        if line.lstrip(BLANKS).startswith("#"):
-            raise InputError(
-                "a '#' comment line",
-                where=f"{name}:{line_no}",
-                hint="comment lines are not allowed: remove them",
-            )
-        cells = line.split(",")
-        if len(cells) != len(header):
-            raise InputError(
-                f"{len(cells)} field{'s' if len(cells) != 1 else ''} where the header has "
-                f"{len(header)}",
-                where=f"{name}:{line_no}",
-                hint="every row needs one value per column, separated by commas",
-            )
-        for c, raw in enumerate(cells):
-            cell = raw.strip(BLANKS)
-            where = f"{name}:{line_no}"
-            if not NUMBER.match(cell):
-                what = "an empty cell" if not cell else f"{cell!r} is not a decimal number"
-                hint = "write plain decimals such as 12, -0.5 or 1.5e-3"
-                if cell and cell[0] in "\"'":
-                    hint = "quoted values are text here: write the number without quotes"
-                raise InputError(f"column {header[c]!r}: {what}", where=where, hint=hint)
-            value = float(cell)
-            if value in (float("inf"), float("-inf")):
-                raise InputError(
-                    f"column {header[c]!r}: {cell} overflows float64",
-                    where=where,
-                    hint="rescale the data",
-                )
+        for c, (value, exact) in enumerate(_parse_row(line, header, f"{name}:{line_no}")):
             values[r, c] = value
-            if not SHORT_INTEGER.match(cell):
-                exact = decimal_value(cell)
-                if exact is None:
-                    raise InputError(
-                        f"column {header[c]!r}: {cell} is far below float64's range (it rounds "
-                        "to 0)",
-                        where=where,
-                        hint="rescale the data",
-                    )
-                if exact != value:
-                    decimal_cells[(r, header[c])] = exact
+            if exact is not None:
+                decimal_cells[(r, header[c])] = exact
+    return _dataset(name, header, target, [values[:, c] for c in range(len(header))], decimal_cells)
 
+
+def _carriage_return(name: str, line_no: int) -> InputError:
+    return InputError(
+        "a carriage return inside a line (old Mac line ends?)",
+        where=f"{name}:{line_no}",
+        hint="save the file with LF or CRLF line ends",
+    )
+
+
+def _header(text: str, target: str, where: str) -> list[str]:
+    header = [cell.strip(BLANKS) for cell in text.split(",")]
+    _check_header(header, where)
+    if target not in header:
+        raise InputError(
+            f"no column named {target!r} (columns: {', '.join(header)})",
+            where=where,
+            hint="name the target column with --target",
+        )
+    if len(header) < 2:
+        raise InputError(
+            "there is no feature column besides the target",
+            where=where,
+            hint="add at least one feature column",
+        )
+    return header
+
+
+def _parse_row(line: str, header: list[str], where: str) -> list[tuple[float, Fraction | None]]:
+    """One data row: (float64 value, exact value where float64 rounds it, else None) per cell,
+    or the error that names what is wrong with it."""
+    if line.lstrip(BLANKS).startswith("#"):
+        raise InputError(
+            "a '#' comment line", where=where, hint="comment lines are not allowed: remove them"
+        )
+    cells = line.split(",")
+    if len(cells) != len(header):
+        raise InputError(
+            f"{len(cells)} field{'s' if len(cells) != 1 else ''} where the header has "
+            f"{len(header)}",
+            where=where,
+            hint="every row needs one value per column, separated by commas",
+        )
+    return [_parse_cell(raw.strip(BLANKS), header[c], where) for c, raw in enumerate(cells)]
+
+
+def _parse_cell(cell: str, column: str, where: str) -> tuple[float, Fraction | None]:
+    if not NUMBER.match(cell):
+        what = "an empty cell" if not cell else f"{cell!r} is not a decimal number"
+        hint = "write plain decimals such as 12, -0.5 or 1.5e-3"
+        if cell and cell[0] in "\"'":
+            hint = "quoted values are text here: write the number without quotes"
+        raise InputError(f"column {column!r}: {what}", where=where, hint=hint)
+    value = float(cell)
+    if value in (float("inf"), float("-inf")):
+        raise InputError(
+            f"column {column!r}: {cell} overflows float64", where=where, hint="rescale the data"
+        )
+    if SHORT_INTEGER.match(cell):
+        return value, None
+    exact = decimal_value(cell)
+    if exact is None:
+        raise InputError(
+            f"column {column!r}: {cell} is far below float64's range (it rounds to 0)",
+            where=where,
+            hint="rescale the data",
+        )
+    return value, (exact if exact != value else None)
+
+
+def _dataset(name, header, target, columns, decimal_cells, decimals=None) -> Dataset:
     features = [c for c, h in enumerate(header) if h != target]
+    if len(features) == 1:  # a view: (n, 1) is contiguous
+        X = np.ascontiguousarray(columns[features[0]][:, None])
+    else:
+        X = np.column_stack([columns[c] for c in features])
     return Dataset(
         path=name,
         feature_names=tuple(header[c] for c in features),
         target=target,
-        X=np.ascontiguousarray(values[:, features]),
-        y=np.ascontiguousarray(values[:, header.index(target)]),
+        X=X,
+        y=np.ascontiguousarray(columns[header.index(target)]),
         decimal_cells=decimal_cells,
+        decimals=decimals,
     )
 
 
-def _read_text(path: Path, name: str) -> str:
+def _load_csv_fast(raw: bytes, target: str, name: str) -> Dataset | None:
+    """The rows read by the C reader; None where the file needs the Python reader's eye
+    (bytes beyond ASCII, NUL, a stray carriage return: rules that span the whole file)."""
+    start = 3 if raw.startswith(b"\xef\xbb\xbf") else 0
+    line_no = 1
+    while True:  # the header: the first line that is not blank
+        newline = raw.find(b"\n", start)
+        end = len(raw) if newline < 0 else newline
+        header_bytes = raw[start:end].removesuffix(b"\r")
+        if header_bytes.strip(b" \t") or newline < 0:
+            break
+        start, line_no = newline + 1, line_no + 1
     try:
-        raw = path.read_bytes()
+        header_text = header_bytes.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if "\x00" in header_text or "\r" in header_text or not header_text.strip(BLANKS):
+        return None
+    try:
+        header = _header(header_text, target, f"{name}:{line_no}")
+    except InputError:
+        if _needs_python(raw):
+            return None
+        raise
+    data_start = len(raw) if newline < 0 else newline + 1
+    capacity = raw.count(b"\n", data_start) + 1
+    ncols = len(header)
+    out = np.empty((ncols, capacity), dtype=np.float64)
+    status, rows, problem_line, hard, index, significand, exponent = _fastcsv.parse(
+        raw, data_start, line_no + 1, ncols, out
+    )
+    decimal_cells: dict[tuple[int, str], Fraction] = {}
+    try:
+        for cell_index, cell_line, text in hard:  # in line order, each before the problem
+            if status and cell_line == problem_line:  # that line is checked whole, below
+                break
+            row, column = divmod(cell_index, ncols)
+            value, exact = _parse_cell(text.decode("ascii"), header[column], f"{name}:{cell_line}")
+            out[column, row] = value
+            if exact is not None:
+                decimal_cells[(row, header[column])] = exact
+        if status:
+            if _needs_python(raw):
+                return None
+            line = _line(raw, data_start, line_no + 1, problem_line).decode("ascii")
+            _parse_row(line.removesuffix("\r"), header, f"{name}:{problem_line}")
+            return None  # the C reader saw a problem the rules do not: let Python decide
+    except InputError:
+        if _needs_python(raw):
+            return None
+        raise
+    if rows == 0:
+        raise InputError("the file has a header but no data rows", where=f"{name}:{line_no}")
+    decimals = Decimals(
+        header=tuple(header),
+        index=np.frombuffer(index, dtype=np.int64),
+        significands=np.frombuffer(significand, dtype=np.int64),
+        exponents=np.frombuffer(exponent, dtype=np.int16),
+    )
+    columns = [out[c, :rows] for c in range(ncols)]
+    return _dataset(
+        name, header, target, columns, decimal_cells, decimals if len(decimals) else None
+    )
+
+
+def _needs_python(raw: bytes) -> bool:
+    """Whether a problem in this file may be one the Python reader words from the whole file
+    (invalid UTF-8, a NUL byte, a carriage return that does not end a line)."""
+    return b"\x00" in raw or not raw.isascii() or raw.count(b"\r") != raw.count(b"\r\n")
+
+
+def _line(raw: bytes, start: int, first_line: int, wanted: int) -> bytes:
+    """The text of line ``wanted``, counting ``first_line`` from offset ``start``."""
+    for _ in range(wanted - first_line):
+        start = raw.index(b"\n", start) + 1
+    newline = raw.find(b"\n", start)
+    return raw[start : None if newline < 0 else newline]
+
+
+def _read_bytes(path: Path, name: str) -> bytes:
+    try:
+        return path.read_bytes()
     except FileNotFoundError:
         raise InputError("no such file", where=name, hint="check the --data path") from None
     except IsADirectoryError:
         raise InputError("is a directory", where=name, hint="give a CSV file") from None
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror}", where=name) from None
+
+
+def _decode(raw: bytes, name: str) -> str:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

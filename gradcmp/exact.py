@@ -76,6 +76,25 @@ class ExactColumn:
             numerators[row] = value.numerator * (denominator // value.denominator)
         return ExactColumn(numerators, denominator)
 
+    def with_decimals(
+        self, rows: np.ndarray, significands: np.ndarray, exponents: np.ndarray
+    ) -> ExactColumn:
+        """This column with the values at ``rows`` replaced by significand · 10**exponent
+        (the C reader's decimals), vectorised: one common denominator 2**a · 10**k."""
+        if not len(rows):
+            return self
+        k = max(0, -int(exponents.min()))
+        denominator = math.lcm(self.denominator, 10**k)
+        numerators = self.numerators * (denominator // self.denominator)
+        # significand · 10**e = significand · 10**(e + k) / 10**k, and 10**k divides the
+        # denominator: each numerator is significand · 10**(e + k) · (denominator / 10**k).
+        powers = _objects([10 ** int(e) for e in range(int(exponents.max()) + k + 1)])
+        scale = denominator // 10**k
+        numerators[rows] = (
+            significands.astype(object) * powers[exponents.astype(np.int64) + k] * scale
+        )
+        return ExactColumn(numerators, denominator)
+
     def __len__(self) -> int:
         return len(self.numerators)
 

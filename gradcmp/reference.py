@@ -123,7 +123,7 @@ def compute_reference(problem: Problem, dtypes: list[DType]) -> Reference:
         for dtype in dtypes:
             same = next((d for d in by_dtype if _same_inputs(problem, d, dtype.name)), None)
             by_dtype[dtype.name] = by_dtype[same] if same else for_dtype(dtype)
-        written_is_float64 = not data.decimal_cells and params.exact == params.exact_as_dtype(
+        written_is_float64 = data.written_in_float64 and params.exact == params.exact_as_dtype(
             FLOAT64
         )
         if written_is_float64 and FLOAT64.name in by_dtype:
@@ -341,7 +341,7 @@ def _rounding(
             exact,
             data.y[row] if column == data.target else data.X[row, data.feature_names.index(column)],
         )
-        for (row, column), exact in data.decimal_cells.items()
+        for (row, column), exact in data.all_decimal_cells().items()
     ] + [
         (exact, value)
         for k, exact_values in params.exact.items()

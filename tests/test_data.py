@@ -22,7 +22,7 @@ def test_bundled_seed_data():
     assert dataset.feature_names == ("x",)
     assert dataset.X[:, 0].tolist() == [1, 2, 3, 4, 5, 6]
     assert dataset.y.tolist() == [13, 14, 20, 21, 25, 30]
-    assert dataset.decimal_cells == {}
+    assert dataset.all_decimal_cells() == {}
 
 
 def test_repository_copy_is_the_bundled_file():
@@ -39,13 +39,13 @@ def test_bom_crlf_spaces_blank_lines_and_target(tmp_path):
     assert dataset.X.tolist() == [[1, 3], [4, 0.6]]
     assert dataset.y.tolist() == [2, 5]
     # 6e-1 is not a float64: its exact value is kept for the reference.
-    assert dataset.decimal_cells == {(1, "b"): Fraction(6, 10)}
+    assert dataset.all_decimal_cells() == {(1, "b"): Fraction(6, 10)}
 
 
 def test_big_integers_are_kept_exactly(tmp_path):
     path = write(tmp_path, "x,y\n9007199254740993,1\n")  # 2**53 + 1 rounds in float64
     dataset = data.load(path)
-    assert dataset.decimal_cells == {(0, "x"): Fraction(2**53 + 1)}
+    assert dataset.all_decimal_cells() == {(0, "x"): Fraction(2**53 + 1)}
 
 
 @pytest.mark.parametrize(

@@ -259,7 +259,7 @@ def test_values_round_trip_exactly(tmp_path_factory, rows):
     for i, (x, d) in enumerate(rows):
         assert dataset.X[i, 0] == x
         assert dataset.y[i] == float(Fraction(d))
-        exact = dataset.decimal_cells.get((i, "y"), Fraction(dataset.y[i]))
+        exact = dataset.all_decimal_cells().get((i, "y"), Fraction(dataset.y[i]))
         assert exact == Fraction(d)
 
 

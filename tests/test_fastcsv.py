@@ -1,0 +1,143 @@
+"""The C reader's fast path against the pure-Python reader: the same values to the bit, the
+same decimal cells, the same error message, on generated files. (Both apply data.py's rules;
+the C reader only reads faster.)"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gradcmp import data
+from gradcmp.errors import InputError
+
+pytestmark = pytest.mark.skipif(data._fastcsv is None, reason="the C reader is not built")
+
+digits = st.text("0123456789", min_size=1, max_size=25)
+number = st.builds(
+    lambda sign, whole, point, frac, exp: sign + whole + point + frac + exp,
+    st.sampled_from(["", "-", "+"]),
+    st.one_of(st.just(""), digits),
+    st.sampled_from(["", "."]),
+    st.one_of(st.just(""), digits),
+    st.one_of(
+        st.just(""),
+        st.builds(
+            lambda e, s, n: e + s + str(n),
+            st.sampled_from("eE"),
+            st.sampled_from(["", "+", "-"]),
+            st.one_of(st.integers(0, 30), st.integers(0, 400)),
+        ),
+    ),
+)
+floats = st.floats(allow_nan=False, allow_infinity=False).map(repr)
+cell = st.one_of(floats, number, st.integers(-(10**25), 10**25).map(str))
+# Junk the reader must refuse in the same words; one such cell in a quarter of the files.
+junk = st.sampled_from(["", " ", "nan", "inf", "1e", "1.2.3", "--1", '"2"', "#3", "0x10", "1_0"])
+blank = st.sampled_from(["", " ", "\t", "  "])
+
+
+@st.composite
+def csv_files(draw):
+    ncols = draw(st.integers(2, 4))
+    header = ["y", *(f"x{j}" for j in range(ncols - 1))]
+    rows = draw(st.lists(st.lists(cell, min_size=ncols, max_size=ncols), min_size=1, max_size=8))
+    if draw(st.integers(0, 3)) == 0:
+        row = draw(st.integers(0, len(rows) - 1))
+        rows[row][draw(st.integers(0, ncols - 1))] = draw(junk)
+    lines = [",".join(header)]
+    for row in rows:
+        cells = [draw(blank) + c + draw(blank) for c in row]
+        if draw(st.integers(0, 20)) == 0:
+            cells = cells[:-1]  # a short row now and then
+        lines.append(",".join(cells))
+        if draw(st.integers(0, 10)) == 0:
+            lines.append(draw(blank))  # a blank line
+    ending = draw(st.sampled_from(["\n", "\r\n"]))
+    return (ending.join(lines) + draw(st.sampled_from(["", ending]))).encode()
+
+
+def both(raw: bytes):
+    outcomes = []
+    for reader in (data._load_csv_fast, data._load_csv_python):
+        try:
+            outcomes.append(reader(raw, "y", "f.csv"))
+        except InputError as exc:
+            outcomes.append(str(exc))
+    return outcomes
+
+
+def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+@settings(max_examples=1500, deadline=None)
+@given(csv_files())
+def test_fast_reader_agrees_with_the_python_reader(raw):
+    fast, slow = both(raw)
+    if fast is None:  # it handed the file to Python, which is always allowed
+        return
+    if isinstance(slow, str):
+        assert fast == slow
+        return
+    assert not isinstance(fast, str), fast
+    assert same_bits(fast.X, slow.X) and same_bits(fast.y, slow.y)
+    assert fast.feature_names == slow.feature_names
+    assert fast.all_decimal_cells() == slow.all_decimal_cells()
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.one_of(floats, number.filter(lambda c: any(ch.isdigit() for ch in c))))
+def test_every_value_is_correctly_rounded_and_exactness_is_right(text):
+    """One cell at a time, against Python's float() (correctly rounded) and Fraction."""
+    raw = f"x,y\n1,{text}\n".encode()
+    fast, slow = both(raw)
+    if fast is None or isinstance(slow, str):
+        assert fast is None or fast == slow
+        return
+    value = fast.y[0]
+    assert math.copysign(1, value) == math.copysign(1, float(text)) and value == float(text)
+    exact = data.decimal_value(text)
+    written = fast.all_decimal_cells().get((0, "y"))
+    assert written == (exact if exact != Fraction(value) else None)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "9007199254740993",  # 2**53 + 1: halfway between two doubles, ties to even
+        "9007199254740993.0",
+        "0.1",
+        "1e22",
+        "1e23",  # beyond the exact powers of ten
+        "123456789012345678e-27",
+        "9223372036854775807",  # the largest 19-digit significand the C path takes
+        "9999999999999999999",  # a 19-digit significand beyond int64: handed to Python
+        "0.000000000000000000000000000001",
+        "2.2250738585072011e-308",  # near the smallest normal: Python's part
+        "4.9e-324",
+        "1.7976931348623157e308",
+        "-0",
+        "-0.0e5",
+        "00000000000000000000000000001.5",
+        "1.50000000000000000000000000000",
+    ],
+)
+def test_hard_and_edge_values(text):
+    raw = f"x,y\n1,{text}\n".encode()
+    fast, slow = both(raw)
+    assert fast is not None and not isinstance(fast, str)
+    assert same_bits(fast.y, slow.y)
+    assert fast.all_decimal_cells() == slow.all_decimal_cells()
+
+
+def test_the_fast_path_is_the_one_that_runs(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("x,y\n0.1,0.2\n0.5,3\n")
+    dataset = data.load_csv(path)
+    assert dataset.decimals is not None and len(dataset.decimals) == 2  # 0.1 and 0.2
+    assert dataset.all_decimal_cells() == {(0, "x"): Fraction(1, 10), (0, "y"): Fraction(1, 5)}
