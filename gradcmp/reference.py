@@ -308,6 +308,45 @@ def out_of_range(problem: Problem, dtype: DType) -> str:
     return ""
 
 
+def _decimal_rounding(problem: Problem, dtype: DType) -> tuple[int, float]:
+    """For the C reader's decimals (millions, in arrays): how many of them the float64 → dtype
+    mask above did not count, and the largest relative rounding |received − written|/|written|.
+
+    The largest is exact: an estimate in extended precision (the written value s·10**e to
+    2**-64 relative) ranks every cell, and the cells within the estimate's error of the top
+    are compared as Fractions.
+    """
+    data, decimals = problem.data, problem.data.decimals
+    rows, columns = np.divmod(decimals.index, len(decimals.header))
+    values = np.empty(len(decimals))
+    for c, name in enumerate(decimals.header):
+        mine = columns == c
+        column = data.y if name == data.target else data.X[:, data.feature_names.index(name)]
+        values[mine] = column[rows[mine]]
+    with np.errstate(over="ignore"):
+        received = dtype.round(values).astype(np.float64)
+    not_counted = int((received == values).sum())
+    extended = np.longdouble
+    powers = [extended(1)]
+    for _ in range(int(np.abs(decimals.exponents).max())):
+        powers.append(powers[-1] * extended(10))  # exact: 10**27 has a 63-bit odd part
+    powers = np.array(powers, dtype=extended)
+    e = decimals.exponents.astype(np.int64)
+    s = decimals.significands.astype(extended)
+    written = np.where(e >= 0, s * powers[np.abs(e)], s / powers[np.abs(e)])
+    estimate = np.abs(received.astype(extended) - written) / np.abs(written)
+    precise = np.finfo(extended).nmant >= 63
+    margin = extended(2.0**-60) if precise else extended(np.inf)
+    candidates = np.flatnonzero(estimate >= estimate.max() - margin)
+
+    def relative(i: int) -> Fraction:
+        exact = Fraction(int(decimals.significands[i])) * Fraction(10) ** int(e[i])
+        return abs(Fraction(float(received[i])) - exact) / abs(exact)
+
+    largest = max(relative(i) for i in candidates)
+    return not_counted, to_float(largest)
+
+
 def _same_inputs(problem: Problem, a: str, b: str) -> bool:
     """Whether dtypes ``a`` and ``b`` receive the same values (then one reference serves both)."""
     (Xa, ya), (Xb, yb) = (problem.inputs(DTYPES[d]) for d in (a, b))
@@ -341,7 +380,7 @@ def _rounding(
             exact,
             data.y[row] if column == data.target else data.X[row, data.feature_names.index(column)],
         )
-        for (row, column), exact in data.all_decimal_cells().items()
+        for (row, column), exact in data.decimal_cells.items()
     ] + [
         (exact, value)
         for k, exact_values in params.exact.items()
@@ -354,6 +393,9 @@ def _rounding(
             rel = abs(Fraction(received_value) - exact) / abs(exact)
             max_rel = max(max_rel, to_float(rel))
         rounded += int(received_value == float(value))
+    if data.decimals is not None:
+        more, largest = _decimal_rounding(problem, dtype)
+        rounded, max_rel = rounded + more, max(max_rel, largest)
     values = X.size + y.size + sum(v.size for v in params.values.values())
     shift_abs, shift_rel = {}, {}
     truth = as_written.outputs()

@@ -141,3 +141,33 @@ def test_the_fast_path_is_the_one_that_runs(tmp_path):
     dataset = data.load_csv(path)
     assert dataset.decimals is not None and len(dataset.decimals) == 2  # 0.1 and 0.2
     assert dataset.all_decimal_cells() == {(0, "x"): Fraction(1, 10), (0, "y"): Fraction(1, 5)}
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.decimals(-1000, 1000, places=6), st.decimals(-(10**6), 10**6, places=3)),
+        min_size=1,
+        max_size=60,
+    )
+)
+def test_the_reference_and_rounding_report_are_the_same_from_either_reader(rows):
+    """The decimals in arrays (C reader) give the same exact as-written reference and the same
+    input-rounding report as a Fraction per cell (Python reader)."""
+    from gradcmp.dtypes import FLOAT32, FLOAT64
+    from gradcmp.models import get_model
+    from gradcmp.params import Params
+    from gradcmp.problem import Problem
+    from gradcmp.reference import compute_reference
+
+    raw = ("x,y\n" + "".join(f"{x},{y}\n" for x, y in rows)).encode()
+    fast, slow = both(raw)
+    assert fast is not None and not isinstance(fast, str)
+    model = get_model("linear")
+    references = []
+    for dataset in (fast, slow):
+        params = Params.from_arrays(model.initial_params(dataset)).with_overrides(["theta1=0.1"])
+        references.append(compute_reference(Problem(model, dataset, params), [FLOAT32, FLOAT64]))
+    a, b = references
+    assert a.as_written == b.as_written
+    assert a.rounding == b.rounding
