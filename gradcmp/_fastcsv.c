@@ -1,29 +1,23 @@
 /* The strict CSV reader's fast path (gradcmp/data.py holds the rules and the messages).
 
-   parse(data, start, line_no, ncols, out) reads the data rows of a CSV file whose header the
-   caller has read: bytes from offset `start` on, the first of them on line `line_no`. Each
-   cell must be a plain decimal (optional sign, digits with an optional point, optional
-   exponent; spaces and tabs around it); blank lines are skipped; a row has exactly `ncols`
-   cells. Values go column by column into `out`, a writable float64 buffer of ncols × cap
-   (column c at out[c·cap + row]), so every column comes out contiguous.
+   parse() reads data rows of a CSV file whose header the caller has read (see its comment
+   below). Each cell must be a plain decimal (optional sign, digits with an optional point,
+   optional exponent; spaces and tabs around it); blank lines are skipped; a row has exactly
+   `ncols` cells. Values go column by column into `out`, a writable float64 buffer of
+   ncols × cap (column c at out[c·cap + row]), so every column comes out contiguous.
 
    Every value is correctly rounded to float64:
    - a significand w < 2^53 with a power of ten 10^|q| ≤ 10^22 is one exact double times or
      divided by another, one correctly rounded operation (Clinger's fast path);
-   - otherwise, for w < 2^64 and |q| ≤ 27, the same operation in x87 extended precision (64
+   - otherwise, for w < 2^63 and |q| ≤ 27, the same operation in x87 extended precision (64
      bits) rounds once, and rounding that to double is correct unless the extended result is
      exactly halfway between two doubles (the only case where rounding twice can differ from
      rounding once); those cells, like every cell with more than 19 significant digits or a
      larger exponent, are handed back to Python ("hard" cells: float() and Fraction there).
    A cell is exact when w·10^q is a double: its odd part must fit in 53 bits. Inexact cells
-   are listed (cell index, w with its sign, q) so the exact reference can use the decimals as
-   written.
-
-   Returns (status, rows, line, hard, inexact_index, inexact_significand, inexact_exponent):
-   status 0: all rows read; 1: the first problem is on `line` (anything outside the grammar,
-   a carriage return or a non-ASCII byte included: the caller finds and words it). `hard` is
-   a list of (cell index, line, cell bytes); the three inexact_* are bytes of int64, int64 and
-   int16. */
+   are listed (cell index = row·ncols + column, w with its sign, q) so the exact reference
+   can use the decimals as written. Anything outside the grammar (a carriage return or a
+   non-ASCII byte included) stops the reader at that line: the caller finds and words it. */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -217,41 +211,62 @@ static int parse_cell(const char *p, const char *end, double *value, int *exact,
     return CELL_OK;
 }
 
-static PyObject *parse(PyObject *self, PyObject *args) {
-    Py_buffer data, out;
-    Py_ssize_t start, line_no, ncols;
-    if (!PyArg_ParseTuple(args, "y*nnnw*", &data, &start, &line_no, &ncols, &out)) return NULL;
-    const char *text = (const char *)data.buf, *stop = text + data.len;
-    double *values = (double *)out.buf;
-    Py_ssize_t cap = out.len / (Py_ssize_t)sizeof(double) / (ncols > 0 ? ncols : 1);
-    Inexact inexact = {0};
-    PyObject *hard = PyList_New(0);
-    int status = 0;
-    Py_ssize_t rows = 0, problem_line = 0;
-    if (!hard) goto fail;
+typedef struct {
+    int64_t index, line;
+    Py_ssize_t offset, length;
+} Hard;
 
-    const char *p = text + start;
+typedef struct {
+    Hard *items;
+    Py_ssize_t n, cap;
+} HardList;
+
+static int push_hard(HardList *t, int64_t index, int64_t line, Py_ssize_t offset,
+                     Py_ssize_t length) {
+    if (t->n == t->cap) {
+        Py_ssize_t cap = t->cap ? 2 * t->cap : 64;
+        Hard *items = realloc(t->items, cap * sizeof(Hard));
+        if (!items) return -1;
+        t->items = items;
+        t->cap = cap;
+    }
+    t->items[t->n++] = (Hard){index, line, offset, length};
+    return 0;
+}
+
+enum { DONE = 0, PROBLEM = 1, FULL = 2, NO_MEMORY = 3 };
+
+/* The loop, without the GIL: rows of text[start, stop) into values (column c at
+   values[c·cap + row]). Sets *next to where it stopped and *line to that line's number. */
+static int parse_rows(const char *text, Py_ssize_t start, Py_ssize_t stop_at, Py_ssize_t ncols,
+                      double *values, Py_ssize_t cap, Py_ssize_t *rows_out, Py_ssize_t *next,
+                      Py_ssize_t *line, Inexact *inexact, HardList *hard) {
+    /* rows counts from *rows_out on (the rows an earlier call put into `values`) */
+    const char *p = text + start, *stop = text + stop_at;
+    Py_ssize_t rows = *rows_out, line_no = *line;
+    int status = DONE;
     for (; p < stop; line_no++) {
-        const char *line = p;
+        const char *line_start = p;
         const char *newline = memchr(p, '\n', stop - p);
         const char *end = newline ? newline : stop;
-        p = newline ? newline + 1 : stop;
-        if (end > line && end[-1] == '\r') end--;
-        const char *a = line;
+        if (end > line_start && end[-1] == '\r') end--;
+        const char *a = line_start;
         while (a < end && (*a == ' ' || *a == '\t')) a++;
-        if (a == end) continue; /* a blank line */
+        if (a == end) { /* a blank line */
+            p = newline ? newline + 1 : stop;
+            continue;
+        }
         if (rows == cap) {
-            status = 1;
-            problem_line = line_no;
+            status = FULL;
             break;
         }
         Py_ssize_t column = 0;
-        const char *cell = line;
+        const char *cell = line_start;
         while (1) {
             const char *comma = memchr(cell, ',', end - cell);
             const char *cell_end = comma ? comma : end;
             if (column == ncols) {
-                status = 1;
+                status = PROBLEM;
                 break;
             }
             const char *b = cell, *e = cell_end;
@@ -263,52 +278,87 @@ static PyObject *parse(PyObject *self, PyObject *args) {
             int kind = b < e ? parse_cell(b, e, &v, &exact, &w, &q) : CELL_BAD;
             int64_t index = (int64_t)rows * ncols + column;
             if (kind == CELL_BAD) {
-                status = 1;
+                status = PROBLEM;
                 break;
             }
             if (kind == CELL_HARD) {
-                PyObject *item = Py_BuildValue("(Lny#)", (long long)index, line_no, b,
-                                               (Py_ssize_t)(e - b));
-                if (!item || PyList_Append(hard, item) < 0) {
-                    Py_XDECREF(item);
-                    goto fail;
-                }
-                Py_DECREF(item);
+                if (push_hard(hard, index, line_no, b - text, e - b) < 0) return NO_MEMORY;
                 v = 0;
-            } else if (!exact && push_inexact(&inexact, index, w, q) < 0) {
-                PyErr_NoMemory();
-                goto fail;
+            } else if (!exact && push_inexact(inexact, index, w, q) < 0) {
+                return NO_MEMORY;
             }
             values[column * cap + rows] = v;
             column++;
             if (!comma) break;
             cell = comma + 1;
         }
-        if (!status && column != ncols) status = 1;
-        if (status) {
-            problem_line = line_no;
-            break;
-        }
+        if (!status && column != ncols) status = PROBLEM;
+        if (status) break;
         rows++;
+        p = newline ? newline + 1 : stop;
+    }
+    *rows_out = rows;
+    *next = p - text;
+    *line = line_no;
+    return status;
+}
+
+/* parse(data, start, stop, line, ncols, out, rows) → (status, rows, next, line, hard,
+   inexact index, significand, exponent bytes): rows of data[start, stop), the first on line
+   `line`, into `out` (ncols × cap float64) from row `rows` on; the rows and cell indices it
+   returns count from 0 (the rows already there included). status DONE: all read, `line` is
+   the number of the line after them; PROBLEM: the first problem is on `line`; FULL: `out`
+   is full, go on from `next` (line `line`) with more room. Releases the GIL while it reads:
+   the caller may read parts of one file in threads. */
+static PyObject *parse(PyObject *self, PyObject *args) {
+    Py_buffer data, out;
+    Py_ssize_t start, stop, line, ncols, rows;
+    if (!PyArg_ParseTuple(args, "y*nnnnw*n", &data, &start, &stop, &line, &ncols, &out, &rows))
+        return NULL;
+    Py_ssize_t cap = out.len / (Py_ssize_t)sizeof(double) / (ncols > 0 ? ncols : 1);
+    if (ncols < 1 || start < 0 || stop > data.len || start > stop || rows < 0 || rows > cap) {
+        PyErr_SetString(PyExc_ValueError, "bad range or column count");
+        PyBuffer_Release(&data);
+        PyBuffer_Release(&out);
+        return NULL;
+    }
+    Py_ssize_t next = start;
+    Inexact inexact = {0};
+    HardList hard = {0};
+    int status;
+    Py_BEGIN_ALLOW_THREADS;
+    status = parse_rows((const char *)data.buf, start, stop, ncols, (double *)out.buf, cap,
+                        &rows, &next, &line, &inexact, &hard);
+    Py_END_ALLOW_THREADS;
+    PyObject *result = NULL, *hard_list = NULL;
+    if (status == NO_MEMORY) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    hard_list = PyList_New(hard.n);
+    if (!hard_list) goto done;
+    for (Py_ssize_t i = 0; i < hard.n; i++) {
+        Hard h = hard.items[i];
+        PyObject *item = Py_BuildValue("(LLy#)", (long long)h.index, (long long)h.line,
+                                       (const char *)data.buf + h.offset, h.length);
+        if (!item) goto done;
+        PyList_SET_ITEM(hard_list, i, item);
     }
     /* (y# of a NULL pointer would be None, not empty bytes) */
     static const char empty[1] = "";
-    PyObject *result = Py_BuildValue(
-        "(innNy#y#y#)", status, rows, problem_line, hard,
+    result = Py_BuildValue(
+        "(innnOy#y#y#)", status, rows, next, line, hard_list,
         inexact.n ? (const char *)inexact.index : empty, inexact.n * (Py_ssize_t)sizeof(int64_t),
         inexact.n ? (const char *)inexact.significand : empty,
         inexact.n * (Py_ssize_t)sizeof(int64_t), inexact.n ? (const char *)inexact.exponent : empty,
         inexact.n * (Py_ssize_t)sizeof(int16_t));
+done:
+    Py_XDECREF(hard_list);
+    free(hard.items);
     free_inexact(&inexact);
     PyBuffer_Release(&data);
     PyBuffer_Release(&out);
     return result;
-fail:
-    Py_XDECREF(hard);
-    free_inexact(&inexact);
-    PyBuffer_Release(&data);
-    PyBuffer_Release(&out);
-    return NULL;
 }
 
 static PyMethodDef methods[] = {

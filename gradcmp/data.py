@@ -8,6 +8,7 @@ say how much rounding the input itself introduced.
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 from importlib import resources
@@ -181,12 +182,12 @@ def load_csv(path: Path, target: str = "y", shown_as: str | None = None) -> Data
     by the same code the pure-Python reader runs, so both give the same answer.
     """
     name = shown_as or str(path)
-    raw = _read_bytes(path, name)
     if _fastcsv is not None:
-        dataset = _load_csv_fast(raw, target, name)
+        with _mapped(path, name) as raw:
+            dataset = _load_csv_fast(raw, target, name)
         if dataset is not None:
             return dataset
-    return _load_csv_python(raw, target, name)
+    return _load_csv_python(_read_bytes(path, name), target, name)
 
 
 def _load_csv_python(raw: bytes, target: str, name: str) -> Dataset:
@@ -304,7 +305,7 @@ def _dataset(name, header, target, columns, decimal_cells, decimals=None) -> Dat
 def _load_csv_fast(raw: bytes, target: str, name: str) -> Dataset | None:
     """The rows read by the C reader; None where the file needs the Python reader's eye
     (bytes beyond ASCII, NUL, a stray carriage return: rules that span the whole file)."""
-    start = 3 if raw.startswith(b"\xef\xbb\xbf") else 0
+    start = 3 if raw[:3] == b"\xef\xbb\xbf" else 0
     line_no = 1
     while True:  # the header: the first line that is not blank
         newline = raw.find(b"\n", start)
@@ -326,69 +327,197 @@ def _load_csv_fast(raw: bytes, target: str, name: str) -> Dataset | None:
             return None
         raise
     data_start = len(raw) if newline < 0 else newline + 1
-    capacity = raw.count(b"\n", data_start) + 1
-    ncols = len(header)
-    out = np.empty((ncols, capacity), dtype=np.float64)
-    status, rows, problem_line, hard, index, significand, exponent = _fastcsv.parse(
-        raw, data_start, line_no + 1, ncols, out
-    )
+    chunks = _read_rows_in_parallel(raw, data_start, line_no + 1, len(header))
     decimal_cells: dict[tuple[int, str], Fraction] = {}
+    rows_before = 0
     try:
-        for cell_index, cell_line, text in hard:  # in line order, each before the problem
-            if status and cell_line == problem_line:  # that line is checked whole, below
-                break
-            row, column = divmod(cell_index, ncols)
-            value, exact = _parse_cell(text.decode("ascii"), header[column], f"{name}:{cell_line}")
-            out[column, row] = value
-            if exact is not None:
-                decimal_cells[(row, header[column])] = exact
-        if status:
-            if _needs_python(raw):
-                return None
-            line = _line(raw, data_start, line_no + 1, problem_line).decode("ascii")
-            _parse_row(line.removesuffix("\r"), header, f"{name}:{problem_line}")
-            return None  # the C reader saw a problem the rules do not: let Python decide
+        for chunk in chunks:
+            for cell_index, cell_line, text in chunk.hard:  # in line order
+                if cell_line == chunk.problem_line:
+                    break  # that line is checked whole, below
+                row, column = divmod(cell_index, len(header))
+                where = f"{name}:{cell_line}"
+                value, exact = _parse_cell(text.decode("ascii"), header[column], where)
+                chunk.columns[column][row] = value
+                if exact is not None:
+                    decimal_cells[(rows_before + row, header[column])] = exact
+            if chunk.problem_line is not None:
+                if _needs_python(raw):
+                    return None
+                line = _line(raw, chunk.start, chunk.first_line, chunk.problem_line)
+                text = line.decode("ascii").removesuffix("\r")
+                _parse_row(text, header, f"{name}:{chunk.problem_line}")
+                return None  # the C reader saw a problem the rules do not: let Python decide
+            rows_before += chunk.rows
     except InputError:
         if _needs_python(raw):
             return None
         raise
-    if rows == 0:
+    if rows_before == 0:
         raise InputError("the file has a header but no data rows", where=f"{name}:{line_no}")
+    ncols = len(header)
+    offsets = np.cumsum([0] + [c.rows for c in chunks[:-1]])
+    index = [c.index + offset * ncols for c, offset in zip(chunks, offsets)]
     decimals = Decimals(
         header=tuple(header),
-        index=np.frombuffer(index, dtype=np.int64),
-        significands=np.frombuffer(significand, dtype=np.int64),
-        exponents=np.frombuffer(exponent, dtype=np.int16),
+        index=np.concatenate(index),
+        significands=np.concatenate([c.significands for c in chunks]),
+        exponents=np.concatenate([c.exponents for c in chunks]),
     )
-    columns = [out[c, :rows] for c in range(ncols)]
+    if len(chunks) == 1:
+        columns = chunks[0].columns
+    else:  # one copy, into contiguous columns
+        columns = [np.concatenate([c.columns[j] for c in chunks]) for j in range(ncols)]
     return _dataset(
         name, header, target, columns, decimal_cells, decimals if len(decimals) else None
     )
 
 
-def _needs_python(raw: bytes) -> bool:
+@dataclass
+class _Chunk:
+    """One thread's part of the rows: text[start, stop), its first line numbered
+    ``first_line`` once the parts before it are counted."""
+
+    start: int
+    stop: int
+    first_line: int = 0
+    rows: int = 0
+    lines: int = 0  # lines read (with the blank ones); a problem ends the count there
+    problem_line: int | None = None  # where the first problem is, if any
+    columns: list = field(default_factory=list)
+    hard: list = field(default_factory=list)  # (cell index, line, cell text)
+    index: np.ndarray | None = None
+    significands: np.ndarray | None = None
+    exponents: np.ndarray | None = None
+
+
+def _read_rows_in_parallel(raw, data_start: int, first_line: int, ncols: int) -> list[_Chunk]:
+    """The rows, read by C calls on parts of the file in threads (the C reader releases the
+    GIL). Parts end at line ends; each counts its lines from 0, made file-wide afterwards."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    size = len(raw) - data_start
+    threads = max(1, min(_usable_cpus(), MAX_THREADS, size // PARALLEL_BYTES))
+    bounds = [data_start]
+    for k in range(1, threads):
+        cut = raw.find(b"\n", data_start + size * k // threads)
+        if cut >= bounds[-1]:
+            bounds.append(cut + 1)
+    bounds.append(len(raw))
+    chunks = [_Chunk(a, b) for a, b in zip(bounds, bounds[1:]) if b > a or a == data_start]
+    # A first guess of the rows from the first lines' length; the C reader says when it is
+    # full, and goes on with more room.
+    sample = raw[data_start : data_start + 65536]
+    bytes_per_line = max(1, len(sample) // max(1, sample.count(b"\n")))
+
+    def read(chunk: _Chunk) -> None:
+        out = np.empty((ncols, _first_guess(chunk.stop - chunk.start, bytes_per_line)))
+        position, line, rows, parts = chunk.start, 0, 0, []
+        while True:
+            status, rows, position, line, *found = _fastcsv.parse(
+                raw, position, chunk.stop, line, ncols, out, rows
+            )
+            parts.append(found)
+            if status != 2:  # not full: all read, or a problem on `line`
+                break
+            grown = np.empty((ncols, 2 * out.shape[1]))
+            grown[:, :rows] = out[:, :rows]
+            out = grown
+        chunk.rows, chunk.lines = rows, line
+        chunk.problem_line = line if status == 1 else None
+        chunk.columns = [out[c, :rows] for c in range(ncols)]
+        chunk.hard = [item for hard, *_ in parts for item in hard]
+        chunk.index = np.concatenate([np.frombuffer(i, np.int64) for _, i, _, _ in parts])
+        chunk.significands = np.concatenate([np.frombuffer(s, np.int64) for *_, s, _ in parts])
+        chunk.exponents = np.concatenate([np.frombuffer(e, np.int16) for *_, e in parts])
+
+    if len(chunks) == 1:
+        read(chunks[0])
+    else:
+        with ThreadPoolExecutor(len(chunks)) as pool:
+            list(pool.map(read, chunks))
+    line = first_line
+    for chunk in chunks:
+        chunk.first_line = line
+        chunk.hard = [(i, n + line, text) for i, n, text in chunk.hard]
+        if chunk.problem_line is not None:
+            chunk.problem_line += line
+        line += chunk.lines
+    return chunks
+
+
+# Below this many bytes per thread a file is read by fewer threads (they cost more than they
+# save); above MAX_THREADS the memory bandwidth is the limit.
+PARALLEL_BYTES = 8 * 2**20
+MAX_THREADS = 8
+
+
+def _first_guess(part_bytes: int, bytes_per_line: int) -> int:
+    """Room for a part's rows: its bytes over the first lines' length, and a quarter more."""
+    return part_bytes // bytes_per_line * 5 // 4 + 1024
+
+
+def _usable_cpus() -> int:
+    import os
+
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _needs_python(raw) -> bool:
     """Whether a problem in this file may be one the Python reader words from the whole file
     (invalid UTF-8, a NUL byte, a carriage return that does not end a line)."""
+    raw = bytes(raw)  # (from a memory map: only on the way to an error)
     return b"\x00" in raw or not raw.isascii() or raw.count(b"\r") != raw.count(b"\r\n")
 
 
 def _line(raw: bytes, start: int, first_line: int, wanted: int) -> bytes:
     """The text of line ``wanted``, counting ``first_line`` from offset ``start``."""
     for _ in range(wanted - first_line):
-        start = raw.index(b"\n", start) + 1
+        start = raw.find(b"\n", start) + 1
     newline = raw.find(b"\n", start)
     return raw[start : None if newline < 0 else newline]
 
 
 def _read_bytes(path: Path, name: str) -> bytes:
+    with _opened(path, name) as f:
+        return f.read()
+
+
+@contextmanager
+def _opened(path: Path, name: str):
     try:
-        return path.read_bytes()
+        f = open(path, "rb")  # noqa: SIM115 - closed by the with below
     except FileNotFoundError:
         raise InputError("no such file", where=name, hint="check the --data path") from None
     except IsADirectoryError:
         raise InputError("is a directory", where=name, hint="give a CSV file") from None
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror}", where=name) from None
+    with f:
+        try:
+            yield f
+        except OSError as exc:
+            raise InputError(f"cannot read: {exc.strerror}", where=name) from None
+
+
+@contextmanager
+def _mapped(path: Path, name: str):
+    """The file's bytes, memory-mapped (read-only, no copy; the C reader's threads read the
+    page cache directly), or read where it cannot be mapped (empty, a pipe)."""
+    import mmap
+
+    with _opened(path, name) as f:
+        try:
+            mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):
+            yield f.read()
+            return
+        try:
+            yield mapped
+        finally:
+            mapped.close()
 
 
 def _decode(raw: bytes, name: str) -> str:
