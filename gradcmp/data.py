@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
-from .exact import ExactColumn, ExactData
+from .exact import ChunkedExactData, ExactSource
 
 # Around a cell, ASCII spaces and tabs are ignored; other whitespace is an error.
 BLANKS = " \t"
@@ -120,21 +120,21 @@ class Dataset:
     def features(self) -> int:
         return self.X.shape[1]
 
-    def exact_data(self) -> ExactData:
-        """The values as written in the file, exactly, as integer columns (for the exact
-        reference): the floats' exact values with the decimal cells put back."""
+    def exact_data(self) -> ChunkedExactData:
+        """The values as written in the file, exactly, as integer columns made a part at a
+        time (for the exact reference): the floats with the decimal cells put back."""
         by_column: dict[str, dict[int, Fraction]] = {}
         for (row, name), value in self.decimal_cells.items():
             by_column.setdefault(name, {})[row] = value
 
-        def exact(name: str, values: np.ndarray) -> ExactColumn:
-            column = ExactColumn.from_floats(values)
+        def source(name: str, values: np.ndarray) -> ExactSource:
+            rows = significands = exponents = None
             if self.decimals is not None:
-                column = column.with_decimals(*self.decimals.for_column(name))
-            return column.with_cells(by_column.get(name, {}))
+                rows, significands, exponents = self.decimals.for_column(name)
+            return ExactSource(values, rows, significands, exponents, by_column.get(name, {}))
 
-        columns = tuple(exact(name, self.X[:, j]) for j, name in enumerate(self.feature_names))
-        return ExactData(columns, exact(self.target, self.y))
+        columns = [source(name, self.X[:, j]) for j, name in enumerate(self.feature_names)]
+        return ChunkedExactData(columns, source(self.target, self.y))
 
     def exact_columns(self) -> tuple[list[list[Fraction]], list[Fraction]]:
         """The values as written in the file, exactly: (feature columns, target)."""

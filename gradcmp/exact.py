@@ -14,7 +14,7 @@ than the same arithmetic written as Python loops (1 M rows: ≈0.1 s per pass).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -33,25 +33,19 @@ class ExactColumn:
     denominator: int
 
     @classmethod
-    def from_floats(cls, values: np.ndarray) -> ExactColumn:
+    def from_floats(cls, values: np.ndarray, base: int | None = None) -> ExactColumn:
         """The exact values of a float array (any binary float dtype), without a Python loop.
 
         Each float is m·2**e with an integer m of at most 53 bits (``frexp`` and a scaling by
         2**53 are exact); trailing zero bits of m move into e, and every m is shifted up to
-        the smallest e, which gives the common denominator.
+        the smallest e, which gives the common denominator 2**-base (``base``: given, for a
+        part of a column that shares the whole column's denominator, or ``float_base``).
         """
-        v = np.asarray(values, dtype=np.float64).ravel()
-        fraction, exponent = np.frexp(v)
-        m = np.ldexp(fraction, FLOAT64_BITS).astype(np.int64)
-        e = exponent.astype(np.int64) - FLOAT64_BITS
-        nonzero = m != 0
+        m, e, nonzero = _mantissas(values)
+        if base is None:
+            base = _base(e, nonzero)
         if not nonzero.any():
-            return cls(np.zeros(len(v), dtype=np.int64).astype(object), 1)
-        lowest_bit = m & -m  # a power of two; its exponent is m's count of trailing zeros
-        trailing = np.where(nonzero, np.frexp(lowest_bit.astype(np.float64))[1] - 1, 0)
-        m, e = m >> trailing, e + trailing
-        lowest = int(e[nonzero].min())
-        base = min(lowest, 0)  # the denominator is 2**-base
+            return cls(np.zeros(len(m), dtype=np.int64).astype(object), 2**-base)
         shift = np.where(nonzero, e - base, 0)
         if int(shift.max()) + FLOAT64_BITS <= 62:  # fits int64: shift there, convert once
             numerators = (m << shift).astype(object)
@@ -65,26 +59,42 @@ class ExactColumn:
         numerators = [v.numerator * (denominator // v.denominator) for v in values]
         return cls(_objects(numerators), denominator)
 
-    def with_cells(self, exact: Mapping[int, Fraction]) -> ExactColumn:
-        """This column with the values at some rows replaced by exact rationals (the decimals
-        a float cannot hold): one common denominator again, a Python step per replaced row."""
-        if not exact:
+    def rescaled(self, denominator: int) -> ExactColumn:
+        """The same values over ``denominator`` (a multiple of this one)."""
+        if denominator == self.denominator:
             return self
-        denominator = math.lcm(self.denominator, *(f.denominator for f in exact.values()))
+        return ExactColumn(self.numerators * (denominator // self.denominator), denominator)
+
+    def with_cells(
+        self, exact: Mapping[int, Fraction], denominator: int | None = None
+    ) -> ExactColumn:
+        """This column with the values at some rows replaced by exact rationals (the decimals
+        a float cannot hold): one common denominator again (or the given one, a multiple of
+        all), a Python step per replaced row."""
+        if not exact:
+            return self if denominator is None else self.rescaled(denominator)
+        if denominator is None:
+            denominator = math.lcm(self.denominator, *(f.denominator for f in exact.values()))
         numerators = self.numerators * (denominator // self.denominator)
         for row, value in exact.items():
             numerators[row] = value.numerator * (denominator // value.denominator)
         return ExactColumn(numerators, denominator)
 
     def with_decimals(
-        self, rows: np.ndarray, significands: np.ndarray, exponents: np.ndarray
+        self,
+        rows: np.ndarray,
+        significands: np.ndarray,
+        exponents: np.ndarray,
+        denominator: int | None = None,
     ) -> ExactColumn:
         """This column with the values at ``rows`` replaced by significand · 10**exponent
-        (the C reader's decimals), vectorised: one common denominator 2**a · 10**k."""
+        (the C reader's decimals), vectorised: one common denominator 2**a · 10**k (or the
+        given ``denominator``, a multiple of both, for a part of a column)."""
         if not len(rows):
-            return self
+            return self if denominator is None else self.rescaled(denominator)
         k = max(0, -int(exponents.min()))
-        denominator = math.lcm(self.denominator, 10**k)
+        if denominator is None:
+            denominator = math.lcm(self.denominator, 10**k)
         numerators = self.numerators * (denominator // self.denominator)
         # significand · 10**e = significand · 10**(e + k) / 10**k, and 10**k divides the
         # denominator: each numerator is significand · 10**(e + k) · (denominator / 10**k).
@@ -102,6 +112,34 @@ class ExactColumn:
         return [Fraction(int(n), self.denominator) for n in self.numerators]
 
 
+def _mantissas(values) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(m, e, m ≠ 0) with values = m·2**e exactly, m odd (or 0), |m| < 2**53."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    fraction, exponent = np.frexp(v)
+    m = np.ldexp(fraction, FLOAT64_BITS).astype(np.int64)
+    e = exponent.astype(np.int64) - FLOAT64_BITS
+    nonzero = m != 0
+    lowest_bit = m & -m  # a power of two; its exponent is m's count of trailing zeros
+    trailing = np.where(nonzero, np.frexp(lowest_bit.astype(np.float64))[1] - 1, 0)
+    return m >> trailing, e + trailing, nonzero
+
+
+def _base(e: np.ndarray, nonzero: np.ndarray) -> int:
+    return min(int(e[nonzero].min()), 0) if nonzero.any() else 0
+
+
+def float_base(values: np.ndarray, chunk_rows: int = 1 << 20) -> int:
+    """The exponent of the common denominator 2**-base of a float column (≤ 0)."""
+    values = np.asarray(values).ravel()
+    return min(
+        (
+            _base(*_mantissas(values[i : i + chunk_rows])[1:])
+            for i in range(0, len(values), chunk_rows)
+        ),
+        default=0,
+    )
+
+
 def _objects(integers: Sequence[int]) -> np.ndarray:
     array = np.empty(len(integers), dtype=object)
     array[:] = integers
@@ -114,9 +152,79 @@ class ExactData:
 
     columns: tuple[ExactColumn, ...]
     target: ExactColumn
-    # What a model computed from these data and wants again (linear: the residuals).
+    # What a model computed from these data and wants again (linear: its sums).
     cache: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def rows(self) -> int:
         return len(self.target)
+
+    @property
+    def denominators(self) -> tuple[tuple[int, ...], int]:
+        return tuple(c.denominator for c in self.columns), self.target.denominator
+
+    def chunks(self) -> Iterator[ExactData]:
+        yield self
+
+
+# Rows per part of a ChunkedExactData: its integers take ≈ 100 bytes a value, so a part stays
+# within a few tens of MB whatever the dataset's size.
+CHUNK_ROWS = 1 << 16
+
+
+@dataclass(frozen=True)
+class ExactSource:
+    """One column's values for ChunkedExactData: floats, with some rows replaced by exact
+    decimals (C-reader arrays: rows, significands, exponents) or Fractions (row → value)."""
+
+    floats: np.ndarray
+    decimal_rows: np.ndarray | None = None
+    significands: np.ndarray | None = None
+    exponents: np.ndarray | None = None
+    fractions: Mapping[int, Fraction] = field(default_factory=dict)
+
+    def denominator(self) -> int:
+        denominator = 2 ** -float_base(self.floats)
+        if self.decimal_rows is not None and len(self.decimal_rows):
+            denominator = math.lcm(denominator, 10 ** max(0, -int(self.exponents.min())))
+        if self.fractions:
+            denominator = math.lcm(denominator, *(f.denominator for f in self.fractions.values()))
+        return denominator
+
+    def part(self, start: int, stop: int, denominator: int) -> ExactColumn:
+        base = -(denominator & -denominator).bit_length() + 1  # 2**-base divides it
+        column = ExactColumn.from_floats(self.floats[start:stop], base).rescaled(denominator)
+        if self.decimal_rows is not None:
+            lo, hi = np.searchsorted(self.decimal_rows, [start, stop])
+            column = column.with_decimals(
+                self.decimal_rows[lo:hi] - start,
+                self.significands[lo:hi],
+                self.exponents[lo:hi],
+                denominator,
+            )
+        cells = {r - start: f for r, f in self.fractions.items() if start <= r < stop}
+        return column.with_cells(cells, denominator)
+
+
+class ChunkedExactData:
+    """A dataset's exact values, made a part at a time (``chunks``) over denominators common
+    to the whole columns: the model sums over the parts, and memory stays bounded."""
+
+    def __init__(self, columns: Sequence[ExactSource], target: ExactSource) -> None:
+        self.sources = (*columns, target)
+        self._denominators = [s.denominator() for s in self.sources]
+        self.cache: dict = {}
+
+    @property
+    def rows(self) -> int:
+        return len(self.sources[-1].floats)
+
+    @property
+    def denominators(self) -> tuple[tuple[int, ...], int]:
+        return tuple(self._denominators[:-1]), self._denominators[-1]
+
+    def chunks(self) -> Iterator[ExactData]:
+        for start in range(0, self.rows, CHUNK_ROWS):
+            stop = min(start + CHUNK_ROWS, self.rows)
+            parts = [s.part(start, stop, d) for s, d in zip(self.sources, self._denominators)]
+            yield ExactData(tuple(parts[:-1]), parts[-1])

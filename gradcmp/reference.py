@@ -22,7 +22,7 @@ from . import agreement, highprec
 from .agreement import to_float
 from .dtypes import DTYPES, FLOAT64, DType
 from .errors import InputError
-from .exact import ExactColumn, ExactData
+from .exact import ChunkedExactData, ExactData, ExactSource
 from .params import element_names
 from .problem import Problem
 
@@ -155,12 +155,9 @@ HIGHPREC_METHOD = (
 )
 
 
-def _exact_data(problem: Problem, dtype: DType) -> ExactData:
+def _exact_data(problem: Problem, dtype: DType) -> ChunkedExactData:
     X, y = problem.inputs(dtype)
-    return ExactData(
-        tuple(ExactColumn.from_floats(X[:, j]) for j in range(X.shape[1])),
-        ExactColumn.from_floats(y),
-    )
+    return ChunkedExactData([ExactSource(X[:, j]) for j in range(X.shape[1])], ExactSource(y))
 
 
 def _flattener(problem: Problem):

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from fractions import Fraction
+from unittest.mock import patch
 
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gradcmp import exact as exact_module
 from gradcmp.dtypes import FLOAT32, FLOAT64, floor_log2
 from gradcmp.exact import ExactColumn, ExactData
 from gradcmp.models import linear
@@ -130,7 +132,30 @@ def test_exact_data_puts_the_decimal_cells_back_exactly(values, data):
         column[::-1].copy(),
         {(row, "x"): value for row, value in replaced.items()},
     )
-    exact = dataset.exact_data()
     expected = [replaced.get(i, Fraction(v)) for i, v in enumerate(values)]
-    assert exact.columns[0].fractions() == expected
-    assert exact.target.fractions() == [Fraction(v) for v in values[::-1]]
+    for chunk_rows in (3, 1 << 16):  # in parts (one denominator for all), and whole
+        with patch.object(exact_module, "CHUNK_ROWS", chunk_rows):
+            parts = list(dataset.exact_data().chunks())
+        assert [f for p in parts for f in p.columns[0].fractions()] == expected
+        assert [f for p in parts for f in p.target.fractions()] == [
+            Fraction(v) for v in values[::-1]
+        ]
+        assert len({p.denominators for p in parts}) == 1
+
+
+def test_the_reference_summed_in_parts_is_the_reference_summed_whole():
+    from helpers import make_problem
+
+    from gradcmp.dtypes import FLOAT32, FLOAT64
+    from gradcmp.reference import compute_reference
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((50, 3)) * 2.0 ** rng.integers(-30, 30, (50, 3))
+    problem = make_problem(X, X.sum(1) + 1, {"theta0": 0.25, "theta1": [0.5, -1.0, 3.0]})
+    whole = compute_reference(problem, [FLOAT32, FLOAT64])
+    with patch.object(exact_module, "CHUNK_ROWS", 7):
+        parts = compute_reference(
+            make_problem(X, X.sum(1) + 1, {"theta0": 0.25, "theta1": [0.5, -1.0, 3.0]}),
+            [FLOAT32, FLOAT64],
+        )
+    assert parts.by_dtype == whole.by_dtype and parts.as_written == whole.as_written

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
@@ -85,15 +86,16 @@ def underflow_weights(params, data: ExactData):
     operations of its own (products, the sum's additions, the mean's scaling).
     """
     theta1 = params["theta1"]
-    n, columns = data.rows, data.columns
+    n = data.rows
     rho = len(theta1) + 3 + sum(abs(t) for t in theta1)
-    rows, L, features = _rows(params, data, absolute=True)
-    sum_a = Fraction(int(rows.sum()), L)  # Σ a_i, exactly, in integers
+    sums = _integer_sums(params, data, absolute=True)
+    column_denominators, _ = data.denominators
+    sum_a = Fraction(sums.residuals, sums.L)  # Σ a_i, exactly, in integers
     loss_weight = 2 * rho * sum_a + 3 * n + 2  # Σ(2·a_i·ρ + 3) + 2
     grad0_weight = n * (rho + 3) + 2
     grad1_weights = [  # Σ((ρ + 2)·|x_ij| + a_i + 3) + 2
-        (rho + 2) * Fraction(int(xs.sum()), col.denominator) + sum_a + 3 * n + 2
-        for xs, col in zip(features, columns)
+        (rho + 2) * Fraction(total, denominator) + sum_a + 3 * n + 2
+        for total, denominator in zip(sums.features, column_denominators)
     ]
     return loss_weight, {"theta0": [grad0_weight], "theta1": grad1_weights}
 
@@ -110,52 +112,73 @@ def rounding_depth(n_features: int) -> dict[str, int]:
     return {"loss": 2 * (d + 2) + 1 + 2 + 1, "theta0": (d + 2) + 2 + 1, "theta1": (d + 2) + 3 + 1}
 
 
-def _rows(params, data: ExactData, absolute: bool):
-    """(R_i, L, X_ij numerators): r_i = R_i / L, or a_i = R_i / L when ``absolute``.
+@dataclass(frozen=True)
+class _Sums:
+    """Integer sums over the rows: r_i = R_i / L (or a_i, when absolute), X_ij / D_j."""
 
-    R and the numerators are numpy object arrays of Python ints: exact, with the loops in C.
-    Kept with the data, since the magnitudes and the underflow weights both need |r|.
-    """
-    key = ("linear rows", absolute, tuple(params["theta0"]), tuple(params["theta1"]))
+    L: int
+    residuals: int  # Σ R_i
+    squares: int  # Σ R_i²
+    products: tuple[int, ...]  # Σ R_i·X_ij per column j
+    features: tuple[int, ...]  # Σ X_ij per column j (|X_ij| when absolute)
+
+
+def _integer_sums(params, data: ExactData, absolute: bool) -> _Sums:
+    """The sums every output needs, in one pass over the data's parts (ChunkedExactData
+    makes them a part at a time). Kept with the data: the magnitudes and the underflow
+    weights both need the absolute ones."""
+    key = ("linear sums", absolute, tuple(params["theta0"]), tuple(params["theta1"]))
     if key not in data.cache:
-        data.cache[key] = _compute_rows(params, data, absolute)
+        data.cache[key] = _compute_sums(params, data, absolute)
     return data.cache[key]
 
 
-def _compute_rows(params, data: ExactData, absolute: bool):
+def _compute_sums(params, data, absolute: bool) -> _Sums:
+    """R_i = c0 − cy·Y_i + Σ_j c_j·X_ij in numpy object arrays of Python ints: exact, with
+    the loops in C."""
     (theta0,), theta1 = params["theta0"], params["theta1"]
-    columns, target = data.columns, data.target
+    column_denominators, target_denominator = data.denominators
     L = math.lcm(
         theta0.denominator,
-        target.denominator,
-        *(t.denominator * col.denominator for t, col in zip(theta1, columns)),
+        target_denominator,
+        *(t.denominator * d for t, d in zip(theta1, column_denominators)),
     )
     c0 = theta0.numerator * (L // theta0.denominator)
     coefficients = [
-        t.numerator * (L // (t.denominator * col.denominator)) for t, col in zip(theta1, columns)
+        t.numerator * (L // (t.denominator * d)) for t, d in zip(theta1, column_denominators)
     ]
-    cy = L // target.denominator
+    cy = L // target_denominator
     if absolute:
-        residuals = abs(c0) + cy * np.abs(target.numerators)
-        features = [np.abs(col.numerators) for col in columns]
-        coefficients = [abs(c) for c in coefficients]
-    else:
-        residuals = c0 - cy * target.numerators
-        features = [col.numerators for col in columns]
-    for c, xs in zip(coefficients, features):
-        if c:
-            residuals = residuals + c * xs
-    return residuals, L, features
+        c0, coefficients = abs(c0), [abs(c) for c in coefficients]
+    d = len(coefficients)
+    residuals, squares, products, features = 0, 0, [0] * d, [0] * d
+    for part in data.chunks():
+        if absolute:
+            R = c0 + cy * np.abs(part.target.numerators)
+            X = [np.abs(col.numerators) for col in part.columns]
+        else:
+            R = c0 - cy * part.target.numerators
+            X = [col.numerators for col in part.columns]
+        for c, xs in zip(coefficients, X):
+            if c:
+                R = R + c * xs
+        residuals += int(R.sum())
+        squares += int(np.dot(R, R))
+        for j, xs in enumerate(X):
+            products[j] += int(np.dot(R, xs))
+            features[j] += int(xs.sum())
+    return _Sums(L, residuals, squares, tuple(products), tuple(features))
 
 
 def _sums(params, data: ExactData, absolute: bool):
-    residuals, L, features = _rows(params, data, absolute)
-    columns, n = data.columns, data.rows
-    loss_value = Fraction(int(np.dot(residuals, residuals)), 2 * n * L * L)
-    grad0 = Fraction(int(residuals.sum()), n * L)
+    sums = _integer_sums(params, data, absolute)
+    n, L = data.rows, sums.L
+    column_denominators, _ = data.denominators
+    loss_value = Fraction(sums.squares, 2 * n * L * L)
+    grad0 = Fraction(sums.residuals, n * L)
     grad1 = [
-        Fraction(int(np.dot(residuals, xs)), n * L * col.denominator)
-        for xs, col in zip(features, columns)
+        Fraction(total, n * L * denominator)
+        for total, denominator in zip(sums.products, column_denominators)
     ]
     return loss_value, {"theta0": [grad0], "theta1": grad1}
 
