@@ -23,10 +23,13 @@ NUMERIC_KINDS = "iuf"
 
 
 def from_columns(
-    path: str, columns: dict[str, np.ndarray], target: str, error=InputError
+    path: str, columns: dict[str, np.ndarray], target: str, error=InputError, copy: bool = True
 ) -> Dataset:
     """Check named 1-D columns and build a Dataset; integers beyond 2**53 and long doubles
-    keep their exact values (for the reference and the input-rounding report)."""
+    keep their exact values (for the reference and the input-rounding report).
+
+    ``copy=False`` keeps float64 columns as they are (a memory-mapped file's pages, shared,
+    not copied); the caller's arrays are copied, so nothing done here can touch them."""
     names = list(columns)
     check_names(names, path, error)
     if target not in columns:
@@ -54,7 +57,7 @@ def from_columns(
                 hint="give integer or floating-point columns",
             )
         with np.errstate(over="ignore"):
-            as_float = given.astype(np.float64)
+            as_float = given.astype(np.float64, copy=copy)
         bad = np.flatnonzero(~np.isfinite(as_float))
         if bad.size:
             value = given[bad[0]]
@@ -77,15 +80,21 @@ def from_columns(
                 decimal_cells[(int(i), name)] = exact
         converted[name] = as_float
     features = [n for n in names if n != target]
-    X = np.ascontiguousarray(np.column_stack([converted[n] for n in features]))
+    if len(features) == 1:  # (n, 1): a view of the column, no copy
+        X = np.ascontiguousarray(converted[features[0]])[:, None]
+    else:
+        X = np.ascontiguousarray(np.column_stack([converted[n] for n in features]))
     return Dataset(
         path, tuple(features), target, X, np.ascontiguousarray(converted[target]), decimal_cells
     )
 
 
 def load_npy(path: Path, target: str, shown: str) -> Dataset:
+    """Memory-mapped: the file's pages are read where they are needed and never copied when
+    the array is float64 and column-major (``np.save(path, np.asfortranarray(a))``); a
+    row-major array's columns are copied out once, contiguous."""
     try:
-        array = np.load(path, allow_pickle=False)
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
         raise InputError(f"not a readable .npy file ({exc})", where=shown) from None
     if array.ndim != 2 or array.shape[1] < 2:
@@ -100,7 +109,7 @@ def load_npy(path: Path, target: str, shown: str) -> Dataset:
             where=shown,
         )
     names = [f"x{j}" for j in range(array.shape[1] - 1)] + ["y"]
-    return from_columns(shown, {n: array[:, j] for j, n in enumerate(names)}, "y")
+    return from_columns(shown, {n: array[:, j] for j, n in enumerate(names)}, "y", copy=False)
 
 
 def load_npz(path: Path, target: str, shown: str) -> Dataset:

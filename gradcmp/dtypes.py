@@ -54,7 +54,7 @@ class DType:
         """``values`` (numpy float64 data) rounded to this format, as numpy arrays of it."""
         import numpy as np
 
-        return np.asarray(values).astype(self.numpy_dtype)
+        return np.asarray(values).astype(self.numpy_dtype, copy=False)
 
 
 def floor_log2(x: Fraction) -> int:

@@ -27,6 +27,9 @@ class Problem:
         if dtype.name not in self._inputs:
             with np.errstate(over="ignore"):  # overflow is reported by the reference
                 X, y = dtype.round(self.data.X), dtype.round(self.data.y)
+            # Read-only views: float64 needs no copy of the dataset's own arrays, and their
+            # flags (or a caller's) stay as they were.
+            X, y = X.view(), y.view()
             X.flags.writeable = y.flags.writeable = False
             self._inputs[dtype.name] = (X, y)
         return self._inputs[dtype.name]
