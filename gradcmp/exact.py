@@ -128,13 +128,13 @@ def _base(e: np.ndarray, nonzero: np.ndarray) -> int:
     return min(int(e[nonzero].min()), 0) if nonzero.any() else 0
 
 
-def float_base(values: np.ndarray, chunk_rows: int = 1 << 20) -> int:
+def float_base(values: np.ndarray) -> int:
     """The exponent of the common denominator 2**-base of a float column (≤ 0)."""
     values = np.asarray(values).ravel()
     return min(
         (
-            _base(*_mantissas(values[i : i + chunk_rows])[1:])
-            for i in range(0, len(values), chunk_rows)
+            _base(*_mantissas(values[i : i + CHUNK_ROWS])[1:])
+            for i in range(0, len(values), CHUNK_ROWS)
         ),
         default=0,
     )
@@ -167,9 +167,9 @@ class ExactData:
         yield self
 
 
-# Rows per part of a ChunkedExactData: its integers take ≈ 100 bytes a value, so a part stays
-# within a few tens of MB whatever the dataset's size.
-CHUNK_ROWS = 1 << 16
+# Rows per part of a ChunkedExactData: its integers and their temporaries take ≈ 300 bytes a
+# row, so a part stays within a few MB whatever the dataset's size.
+CHUNK_ROWS = 1 << 14
 
 
 @dataclass(frozen=True)

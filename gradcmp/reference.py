@@ -22,7 +22,7 @@ from . import agreement, highprec
 from .agreement import to_float
 from .dtypes import DTYPES, FLOAT64, DType
 from .errors import InputError
-from .exact import ChunkedExactData, ExactData, ExactSource
+from .exact import CHUNK_ROWS, ChunkedExactData, ExactData, ExactSource
 from .params import element_names
 from .problem import Problem
 
@@ -314,33 +314,45 @@ def _decimal_rounding(problem: Problem, dtype: DType) -> tuple[int, float]:
     are compared as Fractions.
     """
     data, decimals = problem.data, problem.data.decimals
-    rows, columns = np.divmod(decimals.index, len(decimals.header))
-    values = np.empty(len(decimals))
-    for c, name in enumerate(decimals.header):
-        mine = columns == c
-        column = data.y if name == data.target else data.X[:, data.feature_names.index(name)]
-        values[mine] = column[rows[mine]]
-    with np.errstate(over="ignore"):
-        received = dtype.round(values).astype(np.float64)
-    not_counted = int((received == values).sum())
     extended = np.longdouble
     powers = [extended(1)]
     for _ in range(int(np.abs(decimals.exponents).max())):
         powers.append(powers[-1] * extended(10))  # exact: 10**27 has a 63-bit odd part
     powers = np.array(powers, dtype=extended)
-    e = decimals.exponents.astype(np.int64)
-    s = decimals.significands.astype(extended)
-    written = np.where(e >= 0, s * powers[np.abs(e)], s / powers[np.abs(e)])
-    estimate = np.abs(received.astype(extended) - written) / np.abs(written)
+
+    def part(start: int):
+        """(received values, estimated relative roundings) of cells [start, start + CHUNK)."""
+        cells = slice(start, start + CHUNK_ROWS)
+        rows, columns = np.divmod(decimals.index[cells], len(decimals.header))
+        values = np.empty(len(rows))
+        for c, name in enumerate(decimals.header):
+            mine = columns == c
+            column = data.y if name == data.target else data.X[:, data.feature_names.index(name)]
+            values[mine] = column[rows[mine]]
+        with np.errstate(over="ignore"):
+            received = dtype.round(values).astype(np.float64)
+        e = decimals.exponents[cells].astype(np.int64)
+        s = decimals.significands[cells].astype(extended)
+        written = np.where(e >= 0, s * powers[np.abs(e)], s / powers[np.abs(e)])
+        estimate = np.abs(received.astype(extended) - written) / np.abs(written)
+        return values, received, estimate
+
+    starts = range(0, len(decimals), CHUNK_ROWS)
+    not_counted, top = 0, extended(0)
+    for start in starts:
+        values, received, estimate = part(start)
+        not_counted += int((received == values).sum())
+        top = max(top, estimate.max())
     precise = np.finfo(extended).nmant >= 63
-    margin = extended(2.0**-60) if precise else extended(np.inf)
-    candidates = np.flatnonzero(estimate >= estimate.max() - margin)
+    threshold = top - extended(2.0**-60) if precise else extended(-np.inf)
 
-    def relative(i: int) -> Fraction:
-        exact = Fraction(int(decimals.significands[i])) * Fraction(10) ** int(e[i])
-        return abs(Fraction(float(received[i])) - exact) / abs(exact)
-
-    largest = max(relative(i) for i in candidates)
+    largest = Fraction(0)
+    for start in starts:  # the cells that may hold the largest, exactly
+        _, received, estimate = part(start)
+        for i in np.flatnonzero(estimate >= threshold):
+            significand = int(decimals.significands[start + i])
+            exact = Fraction(significand) * Fraction(10) ** int(decimals.exponents[start + i])
+            largest = max(largest, abs(Fraction(float(received[i])) - exact) / abs(exact))
     return not_counted, to_float(largest)
 
 
@@ -349,9 +361,20 @@ def _same_inputs(problem: Problem, a: str, b: str) -> bool:
     (Xa, ya), (Xb, yb) = (problem.inputs(DTYPES[d]) for d in (a, b))
     pa, pb = (problem.params.as_dtype(DTYPES[d]) for d in (a, b))
     return (
-        np.array_equal(Xa.astype(np.float64), Xb.astype(np.float64))
-        and np.array_equal(ya.astype(np.float64), yb.astype(np.float64))
-        and all(np.array_equal(pa[k].astype(np.float64), pb[k].astype(np.float64)) for k in pa)
+        _equal_values(Xa, Xb)
+        and _equal_values(ya, yb)
+        and all(_equal_values(pa[k], pb[k]) for k in pa)
+    )
+
+
+def _equal_values(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal as numbers (across dtypes), compared a part at a time."""
+    a, b = np.ravel(a), np.ravel(b)
+    return a.size == b.size and all(
+        np.array_equal(
+            a[i : i + CHUNK_ROWS].astype(np.float64), b[i : i + CHUNK_ROWS].astype(np.float64)
+        )
+        for i in range(0, a.size, CHUNK_ROWS)
     )
 
 
@@ -364,12 +387,16 @@ def _rounding(
     pairs = [(X, data.X), (y, data.y)] + [
         (params.as_dtype(dtype)[k], params.values[k]) for k in params.values
     ]
-    rounded_mask = [r.astype(np.float64) != v for r, v in pairs]
-    rel = [
-        np.abs(r.astype(np.float64) - v)[m] / np.abs(v)[m] for (r, v), m in zip(pairs, rounded_mask)
-    ]
-    rounded = sum(int(m.sum()) for m in rounded_mask)
-    max_rel = max((float(r.max()) for r in rel if r.size), default=0.0)
+    rounded, max_rel = 0, 0.0
+    for received_values, given in pairs:  # a part at a time: no full-size temporaries
+        received_values, given = np.ravel(received_values), np.ravel(given)
+        for start in range(0, given.size, CHUNK_ROWS):
+            r = received_values[start : start + CHUNK_ROWS].astype(np.float64)
+            v = given[start : start + CHUNK_ROWS]
+            moved = r != v
+            if moved.any():
+                rounded += int(moved.sum())
+                max_rel = max(max_rel, float((np.abs(r - v)[moved] / np.abs(v)[moved]).max()))
     # ... plus the decimals that float64 itself could not hold (exact, from the text). Such a
     # value is rounded in every dtype; count it here unless the mask above already did.
     written = [

@@ -187,10 +187,18 @@ def test_the_reference_and_rounding_report_are_the_same_from_either_reader(rows)
     fast, slow = both(raw)
     assert fast is not None and not isinstance(fast, str)
     model = get_model("linear")
+    from gradcmp import exact, reference
+
     references = []
-    for dataset in (fast, slow):
+    for dataset, part_rows in ((fast, 1 << 14), (fast, 3), (slow, 1 << 14)):
         params = Params.from_arrays(model.initial_params(dataset)).with_overrides(["theta1=0.1"])
-        references.append(compute_reference(Problem(model, dataset, params), [FLOAT32, FLOAT64]))
-    a, b = references
-    assert a.as_written == b.as_written
-    assert a.rounding == b.rounding
+        problem = Problem(model, dataset, params)
+        with (  # also in parts of 3 rows (3 decimal cells)
+            patch.object(reference, "CHUNK_ROWS", part_rows),
+            patch.object(exact, "CHUNK_ROWS", part_rows),
+        ):
+            references.append(compute_reference(problem, [FLOAT32, FLOAT64]))
+    a, parts, b = references
+    assert a.as_written == parts.as_written == b.as_written
+    assert a.rounding == parts.rounding == b.rounding
+    assert a.by_dtype == parts.by_dtype == b.by_dtype
