@@ -15,8 +15,8 @@
      rounding once); those cells, like every cell with more than 19 significant digits or a
      larger exponent, are handed back to Python ("hard" cells: float() and Fraction there).
    A cell is exact when w·10^q is a double: its odd part must fit in 53 bits. Inexact cells
-   are listed (cell index = row·ncols + column, w with its sign, q) so the exact reference
-   can use the decimals as written. Anything outside the grammar (a carriage return or a
+   keep their decimal (w with its sign, q) in arrays beside the values, so the exact
+   reference can use the decimals as written. Anything outside the grammar (a carriage return or a
    non-ASCII byte included) stops the reader at that line: the caller finds and words it. */
 
 #define PY_SSIZE_T_CLEAN
@@ -36,6 +36,7 @@
 #endif
 
 #define MAX_DIGITS 19
+#define EXPONENT_BIAS 64
 #define TWO53 9007199254740992ULL
 
 static const double POW10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
@@ -45,37 +46,6 @@ static uint64_t POW5[28];
 #if HAVE_EXTENDED
 static long double POW10L[28];
 #endif
-
-typedef struct {
-    int64_t *index, *significand;
-    int16_t *exponent;
-    Py_ssize_t n, cap;
-} Inexact;
-
-static int push_inexact(Inexact *t, int64_t index, int64_t significand, int exponent) {
-    if (t->n == t->cap) {
-        Py_ssize_t cap = t->cap ? 2 * t->cap : 1024;
-        int64_t *i = realloc(t->index, cap * sizeof(int64_t));
-        if (i) t->index = i;
-        int64_t *s = realloc(t->significand, cap * sizeof(int64_t));
-        if (s) t->significand = s;
-        int16_t *e = realloc(t->exponent, cap * sizeof(int16_t));
-        if (e) t->exponent = e;
-        if (!i || !s || !e) return -1;
-        t->cap = cap;
-    }
-    t->index[t->n] = index;
-    t->significand[t->n] = significand;
-    t->exponent[t->n] = (int16_t)exponent;
-    t->n++;
-    return 0;
-}
-
-static void free_inexact(Inexact *t) {
-    free(t->index);
-    free(t->significand);
-    free(t->exponent);
-}
 
 /* Whether w·10^q (w > 0, |q| ≤ 27) is a double: its odd part has at most 53 bits. */
 static int is_exact(uint64_t w, int q) {
@@ -92,18 +62,11 @@ static int is_exact(uint64_t w, int q) {
 
 enum { CELL_OK = 0, CELL_BAD = 1, CELL_HARD = 2 };
 
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-/* Eight ASCII digits at once (SWAR, as in fast_float): whether they are all digits, and
-   their value. */
-static inline int eight_digits(const char *p, uint64_t *chunk) {
-    uint64_t v;
-    memcpy(&v, p, 8);
-    *chunk = v;
-    return ((v & 0xF0F0F0F0F0F0F0F0ULL) |
-            (((v + 0x0606060606060606ULL) & 0xF0F0F0F0F0F0F0F0ULL) >> 4)) ==
-           0x3333333333333333ULL;
-}
+static const uint64_t POW10U[9] = {1,      10,      100,      1000,     10000,
+                                   100000, 1000000, 10000000, 100000000};
 
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+/* The value of eight ASCII digits, the first in the lowest byte (SWAR, as in fast_float). */
 static inline uint32_t eight_digits_value(uint64_t v) {
     v = ((v & 0x0F0F0F0F0F0F0F0FULL) * 2561) >> 8;
     v = ((v & 0x00FF00FF00FF00FFULL) * 6553601) >> 16;
@@ -114,74 +77,84 @@ static inline uint32_t eight_digits_value(uint64_t v) {
 #define HAVE_SWAR 0
 #endif
 
-/* One cell, blanks already trimmed: p..end. */
-static int parse_cell(const char *p, const char *end, double *value, int *exact,
-                      int64_t *signed_w, int *q_out) {
-    int negative = 0;
-    if (p < end && (*p == '+' || *p == '-')) negative = *p++ == '-';
-    uint64_t w = 0;
-    int digits = 0, seen = 0, q = 0, hard = 0;
-    while (p < end && (unsigned)(*p - '0') < 10) {
+/* The digits from *pp on into the significand w (at most 19 significant digits; zeros before
+   the first significant one are skipped). In the integer part a digit past the 19th scales
+   by 10 (q + 1); in the fractional part each digit up to the 19th divides by 10 (q − 1). A
+   nonzero digit past the 19th cannot be kept: *hard. Returns whether there was a digit. */
+static inline int take_digits(const char **pp, const char *stop, uint64_t *w, int *digits,
+                              int *q, int *hard, int fractional) {
+    const char *p = *pp;
+    int seen = 0;
+    while (*w == 0 && p < stop && *p == '0') {
+        p++;
+        seen = 1;
+        if (fractional) (*q)--;
+    }
+#if HAVE_SWAR
+    /* Up to eight digits a step: find where the digits end in the next 8 bytes (the high bit
+       of each non-digit byte; a carry only ever marks bytes after the first non-digit), and
+       read the k digits as the last k of eight, the first 8 − k made '0'. */
+    while (stop - p >= 8 && *digits < MAX_DIGITS) {
+        uint64_t v, x, nondigit;
+        memcpy(&v, p, 8);
+        x = v ^ 0x3030303030303030ULL;
+        nondigit = (x | (x + 0x7676767676767676ULL)) & 0x8080808080808080ULL;
+        int k = nondigit ? __builtin_ctzll(nondigit) >> 3 : 8;
+        if (k == 0) break;
+        if (*digits + k > MAX_DIGITS) k = MAX_DIGITS - *digits;
+        uint64_t shifted = k == 8 ? v : (v << (8 * (8 - k))) | (0x3030303030303030ULL >> (8 * k));
+        *w = *w * POW10U[k] + eight_digits_value(shifted);
+        *digits += k;
+        if (fractional) *q -= k;
+        p += k;
+        seen = 1;
+        if (k < 8) break;
+    }
+#endif
+    while (p < stop && (unsigned)(*p - '0') < 10) {
         int d = *p++ - '0';
         seen = 1;
-        if (digits < MAX_DIGITS) {
-            if (w || d) {
-                w = w * 10 + d;
-                digits++;
+        if (*digits < MAX_DIGITS) {
+            if (*w || d) {
+                *w = *w * 10 + d;
+                (*digits)++;
             }
+            if (fractional) (*q)--;
         } else {
-            q++; /* a digit past the 19th: zeros scale, anything else needs Python */
-            if (d) hard = 1;
+            if (!fractional) (*q)++;
+            if (d) *hard = 1;
         }
     }
-    if (p < end && *p == '.') {
+    *pp = p;
+    return seen;
+}
+
+/* One number from p on (blanks skipped already); *after is where it ends. */
+static int parse_number(const char *p, const char *stop, const char **after, double *value,
+                        int *exact, int64_t *signed_w, int *q_out) {
+    int negative = 0;
+    if (p < stop && (*p == '+' || *p == '-')) negative = *p++ == '-';
+    uint64_t w = 0;
+    int digits = 0, q = 0, hard = 0;
+    int seen = take_digits(&p, stop, &w, &digits, &q, &hard, 0);
+    if (p < stop && *p == '.') {
         p++;
-#if HAVE_SWAR
-        /* Past the first significant digit, eight at a time while they fit in 19. */
-        if (w == 0)
-            while (p < end && *p == '0') p++, q--, seen = 1;
-        if (p < end && (unsigned)(*p - '0') < 10 && digits < MAX_DIGITS) {
-            w = w * 10 + (*p++ - '0');
-            digits += w != 0;
-            q--;
-            seen = 1;
-        }
-        uint64_t chunk;
-        while (w && digits + 8 <= MAX_DIGITS && end - p >= 8 && eight_digits(p, &chunk)) {
-            w = w * 100000000ULL + eight_digits_value(chunk);
-            digits += 8;
-            q -= 8;
-            p += 8;
-        }
-#endif
-        while (p < end && (unsigned)(*p - '0') < 10) {
-            int d = *p++ - '0';
-            seen = 1;
-            if (digits < MAX_DIGITS) {
-                if (w || d) {
-                    w = w * 10 + d;
-                    digits++;
-                }
-                q--;
-            } else if (d) {
-                hard = 1;
-            }
-        }
+        seen |= take_digits(&p, stop, &w, &digits, &q, &hard, 1);
     }
     if (!seen) return CELL_BAD;
-    if (p < end && (*p == 'e' || *p == 'E')) {
+    if (p < stop && (*p == 'e' || *p == 'E')) {
         p++;
         int exponent_negative = 0;
-        if (p < end && (*p == '+' || *p == '-')) exponent_negative = *p++ == '-';
-        if (!(p < end && (unsigned)(*p - '0') < 10)) return CELL_BAD;
+        if (p < stop && (*p == '+' || *p == '-')) exponent_negative = *p++ == '-';
+        if (!(p < stop && (unsigned)(*p - '0') < 10)) return CELL_BAD;
         long exponent = 0;
-        while (p < end && (unsigned)(*p - '0') < 10) {
+        while (p < stop && (unsigned)(*p - '0') < 10) {
             if (exponent < 100000) exponent = exponent * 10 + (*p - '0');
             p++;
         }
         q += (int)(exponent_negative ? -exponent : exponent);
     }
-    if (p != end) return CELL_BAD;
+    *after = p;
     if (hard) return CELL_HARD;
     if (w == 0) {
         *value = negative ? -0.0 : 0.0;
@@ -239,98 +212,112 @@ enum { DONE = 0, PROBLEM = 1, FULL = 2, NO_MEMORY = 3 };
 /* The loop, without the GIL: rows of text[start, stop) into values (column c at
    values[c·cap + row]). Sets *next to where it stopped and *line to that line's number. */
 static int parse_rows(const char *text, Py_ssize_t start, Py_ssize_t stop_at, Py_ssize_t ncols,
-                      double *values, Py_ssize_t cap, Py_ssize_t *rows_out, Py_ssize_t *next,
-                      Py_ssize_t *line, Inexact *inexact, HardList *hard) {
-    /* rows counts from *rows_out on (the rows an earlier call put into `values`) */
+                      Py_ssize_t stride, double *values, int64_t *significands,
+                      int8_t *exponents, Py_ssize_t row0, Py_ssize_t row_limit,
+                      Py_ssize_t *rows_out, Py_ssize_t *inexact_out, Py_ssize_t *next,
+                      Py_ssize_t *line, HardList *hard) {
+    /* rows row0 + 0, 1, … < row_limit of columns `stride` apart */
     const char *p = text + start, *stop = text + stop_at;
-    Py_ssize_t rows = *rows_out, line_no = *line;
+    Py_ssize_t rows = 0, line_no = *line, inexact = 0;
     int status = DONE;
+#define BLANK(c) ((c) == ' ' || (c) == '\t')
+/* A line end at c: LF, or CR LF, or CR at the end of the data (as the Python reader splits). */
+#define LINE_END(c) ((c) == stop || *(c) == '\n' || (*(c) == '\r' && ((c) + 1 == stop || (c)[1] == '\n')))
+#define AFTER_LINE_END(c) ((c) == stop ? stop : *(c) == '\n' ? (c) + 1 : (c) + 1 == stop ? stop : (c) + 2)
     for (; p < stop; line_no++) {
-        const char *line_start = p;
-        const char *newline = memchr(p, '\n', stop - p);
-        const char *end = newline ? newline : stop;
-        if (end > line_start && end[-1] == '\r') end--;
-        const char *a = line_start;
-        while (a < end && (*a == ' ' || *a == '\t')) a++;
-        if (a == end) { /* a blank line */
-            p = newline ? newline + 1 : stop;
+        const char *c = p;
+        while (c < stop && BLANK(*c)) c++;
+        if (LINE_END(c)) { /* a blank line */
+            p = AFTER_LINE_END(c);
             continue;
         }
-        if (rows == cap) {
+        if (row0 + rows == row_limit) {
             status = FULL;
             break;
         }
         Py_ssize_t column = 0;
-        const char *cell = line_start;
-        while (1) {
-            const char *comma = memchr(cell, ',', end - cell);
-            const char *cell_end = comma ? comma : end;
-            if (column == ncols) {
-                status = PROBLEM;
-                break;
-            }
-            const char *b = cell, *e = cell_end;
-            while (b < e && (*b == ' ' || *b == '\t')) b++;
-            while (e > b && (e[-1] == ' ' || e[-1] == '\t')) e--;
+        while (1) { /* c: the start of a cell, blanks skipped */
+            const char *after = c;
             double v = 0;
             int exact = 0, q = 0;
             int64_t w = 0;
-            int kind = b < e ? parse_cell(b, e, &v, &exact, &w, &q) : CELL_BAD;
-            int64_t index = (int64_t)rows * ncols + column;
+            int kind = column < ncols ? parse_number(c, stop, &after, &v, &exact, &w, &q)
+                                      : CELL_BAD;
             if (kind == CELL_BAD) {
                 status = PROBLEM;
                 break;
             }
+            Py_ssize_t at = column * stride + row0 + rows;
             if (kind == CELL_HARD) {
-                if (push_hard(hard, index, line_no, b - text, e - b) < 0) return NO_MEMORY;
+                int64_t index = (int64_t)rows * ncols + column;
+                if (push_hard(hard, index, line_no, c - text, after - c) < 0) return NO_MEMORY;
                 v = 0;
-            } else if (!exact && push_inexact(inexact, index, w, q) < 0) {
-                return NO_MEMORY;
+            } else if (!exact) { /* the decimal as written; exponents hold q + 64, 0 = none */
+                significands[at] = w;
+                exponents[at] = (int8_t)(q + EXPONENT_BIAS);
+                inexact++;
             }
-            values[column * cap + rows] = v;
+            values[at] = v;
             column++;
-            if (!comma) break;
-            cell = comma + 1;
+            while (after < stop && BLANK(*after)) after++;
+            if (LINE_END(after)) {
+                p = AFTER_LINE_END(after);
+                break;
+            }
+            if (*after != ',') { /* something after the number that is not a separator */
+                status = PROBLEM;
+                break;
+            }
+            c = after + 1;
+            while (c < stop && BLANK(*c)) c++;
         }
         if (!status && column != ncols) status = PROBLEM;
         if (status) break;
         rows++;
-        p = newline ? newline + 1 : stop;
     }
+#undef BLANK
+#undef LINE_END
+#undef AFTER_LINE_END
     *rows_out = rows;
+    *inexact_out = inexact;
     *next = p - text;
     *line = line_no;
     return status;
 }
 
-/* parse(data, start, stop, line, ncols, out, rows) → (status, rows, next, line, hard,
-   inexact index, significand, exponent bytes): rows of data[start, stop), the first on line
-   `line`, into `out` (ncols × cap float64) from row `rows` on; the rows and cell indices it
-   returns count from 0 (the rows already there included). status DONE: all read, `line` is
-   the number of the line after them; PROBLEM: the first problem is on `line`; FULL: `out`
-   is full, go on from `next` (line `line`) with more room. Releases the GIL while it reads:
-   the caller may read parts of one file in threads. */
+/* parse(data, start, stop, line, ncols, values, significands, exponents, row0, row_limit)
+   → (status, rows, inexact, next, line, hard): rows of data[start, stop), the first on line
+   `line`, into rows row0, row0 + 1, … (< row_limit) of `values` (float64, ncols × stride,
+   C order: column c's row r at c·stride + r). An inexact cell also gets its decimal, w into
+   `significands` (int64, same shape) and q + 64 into `exponents` (int8, same shape; the
+   caller zeroes it: 0 = no decimal there). `rows` and `inexact` count this call's rows and
+   inexact cells; the hard cells' indices are (row − row0) · ncols + column. status DONE: all
+   read, `line` is the number of the line after them; PROBLEM: the first problem is on
+   `line`; FULL: row_limit reached, the rest starts at `next` (line `line`). Releases the
+   GIL while it reads: the caller may read parts of one file in threads. */
 static PyObject *parse(PyObject *self, PyObject *args) {
-    Py_buffer data, out;
-    Py_ssize_t start, stop, line, ncols, rows;
-    if (!PyArg_ParseTuple(args, "y*nnnnw*n", &data, &start, &stop, &line, &ncols, &out, &rows))
+    Py_buffer data, values, significands, exponents;
+    Py_ssize_t start, stop, line, ncols, row0, row_limit;
+    if (!PyArg_ParseTuple(args, "y*nnnnw*w*w*nn", &data, &start, &stop, &line, &ncols, &values,
+                          &significands, &exponents, &row0, &row_limit))
         return NULL;
-    Py_ssize_t cap = out.len / (Py_ssize_t)sizeof(double) / (ncols > 0 ? ncols : 1);
-    if (ncols < 1 || start < 0 || stop > data.len || start > stop || rows < 0 || rows > cap) {
-        PyErr_SetString(PyExc_ValueError, "bad range or column count");
-        PyBuffer_Release(&data);
-        PyBuffer_Release(&out);
-        return NULL;
-    }
-    Py_ssize_t next = start;
-    Inexact inexact = {0};
+    PyObject *result = NULL, *hard_list = NULL;
     HardList hard = {0};
+    Py_ssize_t stride = values.len / (Py_ssize_t)sizeof(double) / (ncols > 0 ? ncols : 1);
+    if (ncols < 1 || start < 0 || stop > data.len || start > stop || row0 < 0 ||
+        row_limit > stride || row0 > row_limit ||
+        significands.len != stride * ncols * (Py_ssize_t)sizeof(int64_t) ||
+        exponents.len != stride * ncols) {
+        PyErr_SetString(PyExc_ValueError, "bad range, rows or buffer sizes");
+        goto done;
+    }
+    Py_ssize_t rows = 0, inexact = 0, next = start;
     int status;
     Py_BEGIN_ALLOW_THREADS;
-    status = parse_rows((const char *)data.buf, start, stop, ncols, (double *)out.buf, cap,
-                        &rows, &next, &line, &inexact, &hard);
+    status = parse_rows((const char *)data.buf, start, stop, ncols, stride, (double *)values.buf,
+                        (int64_t *)significands.buf, (int8_t *)exponents.buf, row0, row_limit,
+                        &rows, &inexact, &next, &line, &hard);
     Py_END_ALLOW_THREADS;
-    PyObject *result = NULL, *hard_list = NULL;
     if (status == NO_MEMORY) {
         PyErr_NoMemory();
         goto done;
@@ -344,20 +331,14 @@ static PyObject *parse(PyObject *self, PyObject *args) {
         if (!item) goto done;
         PyList_SET_ITEM(hard_list, i, item);
     }
-    /* (y# of a NULL pointer would be None, not empty bytes) */
-    static const char empty[1] = "";
-    result = Py_BuildValue(
-        "(innnOy#y#y#)", status, rows, next, line, hard_list,
-        inexact.n ? (const char *)inexact.index : empty, inexact.n * (Py_ssize_t)sizeof(int64_t),
-        inexact.n ? (const char *)inexact.significand : empty,
-        inexact.n * (Py_ssize_t)sizeof(int64_t), inexact.n ? (const char *)inexact.exponent : empty,
-        inexact.n * (Py_ssize_t)sizeof(int16_t));
+    result = Py_BuildValue("(innnnO)", status, rows, inexact, next, line, hard_list);
 done:
     Py_XDECREF(hard_list);
     free(hard.items);
-    free_inexact(&inexact);
     PyBuffer_Release(&data);
-    PyBuffer_Release(&out);
+    PyBuffer_Release(&values);
+    PyBuffer_Release(&significands);
+    PyBuffer_Release(&exponents);
     return result;
 }
 

@@ -47,32 +47,45 @@ def decimal_value(cell: str) -> Fraction | None:
     return Fraction(cell)
 
 
+# The C reader stores a decimal's power of ten q as q + EXPONENT_BIAS (int8); 0: none there.
+EXPONENT_BIAS = 64
+
+
 @dataclass(frozen=True)
 class Decimals:
-    """Cells float64 cannot hold, as written, compactly (the C reader's form, millions of
-    them in a large file): cell ``index`` (row · columns + column, in the file's column
-    order) holds exactly ``significand · 10**exponent``."""
+    """Cells float64 cannot hold, as written, beside the values (the C reader's form, millions
+    of them in a large file): column c's row r holds exactly
+    ``significands[c, r] · 10**(exponents[c, r] − EXPONENT_BIAS)`` where ``exponents[c, r]``
+    is not 0 (columns in the file's order)."""
 
     header: tuple[str, ...]
-    index: np.ndarray  # int64
-    significands: np.ndarray  # int64
-    exponents: np.ndarray  # int16
+    significands: np.ndarray  # int64, columns × rows
+    exponents: np.ndarray  # int8, biased; 0 where the float64 value is exact
+    count: int
 
     def __len__(self) -> int:
-        return len(self.index)
+        return self.count
 
-    def for_column(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(rows, significands, exponents) of the cells of column ``name``."""
-        rows, columns = np.divmod(self.index, len(self.header))
-        mine = columns == self.header.index(name)
-        return rows[mine], self.significands[mine], self.exponents[mine]
+    def for_column(
+        self, name: str, start: int = 0, stop: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(rows counted from ``start``, significands, exponents) of column ``name``'s
+        decimals in rows [start, stop)."""
+        c = self.header.index(name)
+        exponents = self.exponents[c, start:stop]
+        rows = np.flatnonzero(exponents)
+        return (
+            rows,
+            self.significands[c, start:stop][rows],
+            exponents[rows].astype(np.int16) - EXPONENT_BIAS,
+        )
 
     def cells(self) -> dict[tuple[int, str], Fraction]:
         """The same as ``Dataset.decimal_cells`` (a Fraction per cell: for small data)."""
-        rows, columns = np.divmod(self.index, len(self.header))
         return {
-            (int(r), self.header[c]): Fraction(int(s)) * Fraction(10) ** int(e)
-            for r, c, s, e in zip(rows, columns, self.significands, self.exponents)
+            (int(r), name): Fraction(int(s)) * Fraction(10) ** int(e)
+            for name in self.header
+            for r, s, e in zip(*self.for_column(name))
         }
 
 
@@ -128,10 +141,7 @@ class Dataset:
             by_column.setdefault(name, {})[row] = value
 
         def source(name: str, values: np.ndarray) -> ExactSource:
-            rows = significands = exponents = None
-            if self.decimals is not None:
-                rows, significands, exponents = self.decimals.for_column(name)
-            return ExactSource(values, rows, significands, exponents, by_column.get(name, {}))
+            return ExactSource(values, self.decimals, name, by_column.get(name, {}))
 
         columns = [source(name, self.X[:, j]) for j, name in enumerate(self.feature_names)]
         return ChunkedExactData(columns, source(self.target, self.y))
@@ -327,18 +337,19 @@ def _load_csv_fast(raw: bytes, target: str, name: str) -> Dataset | None:
             return None
         raise
     data_start = len(raw) if newline < 0 else newline + 1
-    chunks = _read_rows_in_parallel(raw, data_start, line_no + 1, len(header))
+    ncols = len(header)
+    rows = _read_rows(raw, data_start, line_no + 1, ncols)
     decimal_cells: dict[tuple[int, str], Fraction] = {}
     rows_before = 0
     try:
-        for chunk in chunks:
+        for chunk in rows.chunks:
             for cell_index, cell_line, text in chunk.hard:  # in line order
                 if cell_line == chunk.problem_line:
                     break  # that line is checked whole, below
-                row, column = divmod(cell_index, len(header))
+                row, column = divmod(cell_index, ncols)
                 where = f"{name}:{cell_line}"
                 value, exact = _parse_cell(text.decode("ascii"), header[column], where)
-                chunk.columns[column][row] = value
+                rows.values[column, rows_before + row] = value
                 if exact is not None:
                     decimal_cells[(rows_before + row, header[column])] = exact
             if chunk.problem_line is not None:
@@ -353,47 +364,52 @@ def _load_csv_fast(raw: bytes, target: str, name: str) -> Dataset | None:
         if _needs_python(raw):
             return None
         raise
-    if rows_before == 0:
+    if rows.count == 0:
         raise InputError("the file has a header but no data rows", where=f"{name}:{line_no}")
-    ncols = len(header)
-    offsets = np.cumsum([0] + [c.rows for c in chunks[:-1]])
-    index = [c.index + offset * ncols for c, offset in zip(chunks, offsets)]
-    decimals = Decimals(
-        header=tuple(header),
-        index=np.concatenate(index),
-        significands=np.concatenate([c.significands for c in chunks]),
-        exponents=np.concatenate([c.exponents for c in chunks]),
-    )
-    if len(chunks) == 1:
-        columns = chunks[0].columns
-    else:  # one copy, into contiguous columns
-        columns = [np.concatenate([c.columns[j] for c in chunks]) for j in range(ncols)]
-    return _dataset(
-        name, header, target, columns, decimal_cells, decimals if len(decimals) else None
-    )
+    decimals = None
+    if rows.inexact:
+        decimals = Decimals(tuple(header), rows.significands, rows.exponents, rows.inexact)
+    columns = [rows.values[c] for c in range(ncols)]
+    return _dataset(name, header, target, columns, decimal_cells, decimals)
 
 
 @dataclass
 class _Chunk:
     """One thread's part of the rows: text[start, stop), its first line numbered
-    ``first_line`` once the parts before it are counted."""
+    ``first_line`` once the parts before it are counted; room for ``room`` rows from row
+    ``row0`` of the shared arrays."""
 
     start: int
     stop: int
+    row0: int = 0
+    room: int = 0
     first_line: int = 0
     rows: int = 0
+    inexact: int = 0
     lines: int = 0  # lines read (with the blank ones); a problem ends the count there
     problem_line: int | None = None  # where the first problem is, if any
-    columns: list = field(default_factory=list)
+    full: bool = False
     hard: list = field(default_factory=list)  # (cell index, line, cell text)
-    index: np.ndarray | None = None
-    significands: np.ndarray | None = None
-    exponents: np.ndarray | None = None
 
 
-def _read_rows_in_parallel(raw, data_start: int, first_line: int, ncols: int) -> list[_Chunk]:
+@dataclass
+class _Rows:
+    """What the C reader read: values (columns × rows), the decimals of inexact cells."""
+
+    chunks: list[_Chunk]
+    values: np.ndarray
+    significands: np.ndarray
+    exponents: np.ndarray
+    count: int
+    inexact: int
+
+
+def _read_rows(raw, data_start: int, first_line: int, ncols: int, exact_room: bool = False):
     """The rows, read by C calls on parts of the file in threads (the C reader releases the
-    GIL). Parts end at line ends; each counts its lines from 0, made file-wide afterwards."""
+    GIL), each part into its own stretch of three shared arrays, which are then closed up
+    in place. Parts end at line ends; each counts its lines from 0, made file-wide after.
+    Room for each part's rows is guessed from the first lines' length; where a guess is
+    short, the file is read again with the room counted exactly."""
     from concurrent.futures import ThreadPoolExecutor
 
     size = len(raw) - data_start
@@ -405,37 +421,45 @@ def _read_rows_in_parallel(raw, data_start: int, first_line: int, ncols: int) ->
             bounds.append(cut + 1)
     bounds.append(len(raw))
     chunks = [_Chunk(a, b) for a, b in zip(bounds, bounds[1:]) if b > a or a == data_start]
-    # A first guess of the rows from the first lines' length; the C reader says when it is
-    # full, and goes on with more room.
-    sample = raw[data_start : data_start + 65536]
-    bytes_per_line = max(1, len(sample) // max(1, sample.count(b"\n")))
+    if exact_room:
+        text = np.frombuffer(raw, dtype=np.uint8)
+        rooms = [int(np.count_nonzero(text[c.start : c.stop] == 10)) + 1 for c in chunks]
+    else:
+        sample = raw[data_start : data_start + 65536]
+        bytes_per_line = max(1, len(sample) // max(1, sample.count(b"\n")))
+        rooms = [_first_guess(c.stop - c.start, bytes_per_line) for c in chunks]
+    row0 = 0
+    for chunk, room in zip(chunks, rooms):
+        chunk.row0, chunk.room, row0 = row0, room, row0 + room
+    values = np.empty((ncols, row0))
+    significands = np.empty((ncols, row0), dtype=np.int64)
+    exponents = np.zeros((ncols, row0), dtype=np.int8)  # 0: no decimal kept in this cell
 
     def read(chunk: _Chunk) -> None:
-        out = np.empty((ncols, _first_guess(chunk.stop - chunk.start, bytes_per_line)))
-        position, line, rows, parts = chunk.start, 0, 0, []
-        while True:
-            status, rows, position, line, *found = _fastcsv.parse(
-                raw, position, chunk.stop, line, ncols, out, rows
-            )
-            parts.append(found)
-            if status != 2:  # not full: all read, or a problem on `line`
-                break
-            grown = np.empty((ncols, 2 * out.shape[1]))
-            grown[:, :rows] = out[:, :rows]
-            out = grown
-        chunk.rows, chunk.lines = rows, line
-        chunk.problem_line = line if status == 1 else None
-        chunk.columns = [out[c, :rows] for c in range(ncols)]
-        chunk.hard = [item for hard, *_ in parts for item in hard]
-        chunk.index = np.concatenate([np.frombuffer(i, np.int64) for _, i, _, _ in parts])
-        chunk.significands = np.concatenate([np.frombuffer(s, np.int64) for *_, s, _ in parts])
-        chunk.exponents = np.concatenate([np.frombuffer(e, np.int16) for *_, e in parts])
+        status, chunk.rows, chunk.inexact, _, chunk.lines, chunk.hard = _fastcsv.parse(
+            raw,
+            chunk.start,
+            chunk.stop,
+            0,
+            ncols,
+            values,
+            significands,
+            exponents,
+            chunk.row0,
+            chunk.row0 + chunk.room,
+        )
+        chunk.full = status == 2
+        chunk.problem_line = chunk.lines if status == 1 else None
 
     if len(chunks) == 1:
         read(chunks[0])
     else:
         with ThreadPoolExecutor(len(chunks)) as pool:
             list(pool.map(read, chunks))
+    if any(c.full for c in chunks):
+        if exact_room:  # cannot happen: a line is at most one row
+            raise RuntimeError("the C reader ran out of room counted exactly")
+        return _read_rows(raw, data_start, first_line, ncols, exact_room=True)
     line = first_line
     for chunk in chunks:
         chunk.first_line = line
@@ -443,7 +467,34 @@ def _read_rows_in_parallel(raw, data_start: int, first_line: int, ncols: int) ->
         if chunk.problem_line is not None:
             chunk.problem_line += line
         line += chunk.lines
-    return chunks
+    count, inexact = sum(c.rows for c in chunks), sum(c.inexact for c in chunks)
+    _close_up(chunks, (values, significands, exponents) if inexact else (values,))
+    return _Rows(
+        chunks,
+        values[:, :count],
+        significands[:, :count],
+        exponents[:, :count],
+        count,
+        inexact,
+    )
+
+
+def _close_up(chunks: list[_Chunk], arrays) -> None:
+    """Move each part's rows down to follow the previous part's, column by column, in place
+    (memmove: the stretches may overlap)."""
+    import ctypes
+
+    for array in arrays:
+        itemsize, stride = array.itemsize, array.strides[0]
+        to = 0
+        for chunk in chunks:
+            if chunk.row0 != to and chunk.rows:
+                for c in range(array.shape[0]):
+                    base = array.ctypes.data + c * stride
+                    ctypes.memmove(
+                        base + to * itemsize, base + chunk.row0 * itemsize, chunk.rows * itemsize
+                    )
+            to += chunk.rows
 
 
 # Below this many bytes per thread a file is read by fewer threads (they cost more than they

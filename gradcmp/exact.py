@@ -175,18 +175,29 @@ CHUNK_ROWS = 1 << 14
 @dataclass(frozen=True)
 class ExactSource:
     """One column's values for ChunkedExactData: floats, with some rows replaced by exact
-    decimals (C-reader arrays: rows, significands, exponents) or Fractions (row → value)."""
+    decimals (the C reader's, ``decimals.for_column(column, start, stop)`` → rows,
+    significands, exponents) or Fractions (row → value)."""
 
     floats: np.ndarray
-    decimal_rows: np.ndarray | None = None
-    significands: np.ndarray | None = None
-    exponents: np.ndarray | None = None
+    decimals: object = None  # data.Decimals
+    column: str = ""
     fractions: Mapping[int, Fraction] = field(default_factory=dict)
+
+    def _decimals(self, start: int, stop: int):
+        return self.decimals.for_column(self.column, start, stop)
 
     def denominator(self) -> int:
         denominator = 2 ** -float_base(self.floats)
-        if self.decimal_rows is not None and len(self.decimal_rows):
-            denominator = math.lcm(denominator, 10 ** max(0, -int(self.exponents.min())))
+        if self.decimals is not None:
+            lowest = min(
+                (
+                    int(e.min())
+                    for start in range(0, len(self.floats), CHUNK_ROWS)
+                    if len(e := self._decimals(start, start + CHUNK_ROWS)[2])
+                ),
+                default=0,
+            )
+            denominator = math.lcm(denominator, 10 ** max(0, -lowest))
         if self.fractions:
             denominator = math.lcm(denominator, *(f.denominator for f in self.fractions.values()))
         return denominator
@@ -194,14 +205,8 @@ class ExactSource:
     def part(self, start: int, stop: int, denominator: int) -> ExactColumn:
         base = -(denominator & -denominator).bit_length() + 1  # 2**-base divides it
         column = ExactColumn.from_floats(self.floats[start:stop], base).rescaled(denominator)
-        if self.decimal_rows is not None:
-            lo, hi = np.searchsorted(self.decimal_rows, [start, stop])
-            column = column.with_decimals(
-                self.decimal_rows[lo:hi] - start,
-                self.significands[lo:hi],
-                self.exponents[lo:hi],
-                denominator,
-            )
+        if self.decimals is not None:
+            column = column.with_decimals(*self._decimals(start, stop), denominator)
         cells = {r - start: f for r, f in self.fractions.items() if start <= r < stop}
         return column.with_cells(cells, denominator)
 

@@ -316,42 +316,40 @@ def _decimal_rounding(problem: Problem, dtype: DType) -> tuple[int, float]:
     data, decimals = problem.data, problem.data.decimals
     extended = np.longdouble
     powers = [extended(1)]
-    for _ in range(int(np.abs(decimals.exponents).max())):
+    for _ in range(27):  # the C reader keeps decimals with |exponent| ≤ 27
         powers.append(powers[-1] * extended(10))  # exact: 10**27 has a 63-bit odd part
     powers = np.array(powers, dtype=extended)
+    parts = [(name, start) for name in decimals.header for start in range(0, data.rows, CHUNK_ROWS)]
 
-    def part(start: int):
-        """(received values, estimated relative roundings) of cells [start, start + CHUNK)."""
-        cells = slice(start, start + CHUNK_ROWS)
-        rows, columns = np.divmod(decimals.index[cells], len(decimals.header))
-        values = np.empty(len(rows))
-        for c, name in enumerate(decimals.header):
-            mine = columns == c
-            column = data.y if name == data.target else data.X[:, data.feature_names.index(name)]
-            values[mine] = column[rows[mine]]
+    def part(name: str, start: int):
+        """(float64 values, received values, significands, exponents, estimated relative
+        roundings) of column ``name``'s decimals in rows [start, start + CHUNK_ROWS)."""
+        rows, s, e = decimals.for_column(name, start, start + CHUNK_ROWS)
+        column = data.y if name == data.target else data.X[:, data.feature_names.index(name)]
+        values = np.asarray(column[start : start + CHUNK_ROWS])[rows]
         with np.errstate(over="ignore"):
             received = dtype.round(values).astype(np.float64)
-        e = decimals.exponents[cells].astype(np.int64)
-        s = decimals.significands[cells].astype(extended)
-        written = np.where(e >= 0, s * powers[np.abs(e)], s / powers[np.abs(e)])
+        e = e.astype(np.int64)
+        written = np.where(
+            e >= 0, s.astype(extended) * powers[np.abs(e)], s.astype(extended) / powers[np.abs(e)]
+        )
         estimate = np.abs(received.astype(extended) - written) / np.abs(written)
-        return values, received, estimate
+        return values, received, s, e, estimate
 
-    starts = range(0, len(decimals), CHUNK_ROWS)
     not_counted, top = 0, extended(0)
-    for start in starts:
-        values, received, estimate = part(start)
+    for name, start in parts:
+        values, received, _, _, estimate = part(name, start)
         not_counted += int((received == values).sum())
-        top = max(top, estimate.max())
+        if estimate.size:
+            top = max(top, estimate.max())
     precise = np.finfo(extended).nmant >= 63
     threshold = top - extended(2.0**-60) if precise else extended(-np.inf)
 
     largest = Fraction(0)
-    for start in starts:  # the cells that may hold the largest, exactly
-        _, received, estimate = part(start)
+    for name, start in parts:  # the cells that may hold the largest, exactly
+        _, received, s, e, estimate = part(name, start)
         for i in np.flatnonzero(estimate >= threshold):
-            significand = int(decimals.significands[start + i])
-            exact = Fraction(significand) * Fraction(10) ** int(decimals.exponents[start + i])
+            exact = Fraction(int(s[i])) * Fraction(10) ** int(e[i])
             largest = max(largest, abs(Fraction(float(received[i])) - exact) / abs(exact))
     return not_counted, to_float(largest)
 
