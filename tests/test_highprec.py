@@ -6,6 +6,7 @@ import dataclasses
 import textwrap
 from fractions import Fraction
 
+import gmpy2
 import numpy as np
 import pytest
 from helpers import make_problem
@@ -126,3 +127,187 @@ def test_powers(power):
         lambda p, X, y, xp: xp.sum(p["a"] ** power), {"a": x}, x[:, None], x
     )
     np.testing.assert_allclose(grads["a"].v.astype(float), power * x ** (power - 1), rtol=1e-15)
+
+
+# --- The MPFR engine: exact matrix products, the same rules, the same exceptions ------------
+
+
+def _tracked(rng, shape, kind):
+    """A leaf of random values: float64 ones, or 200-bit ones (x/3 of Fractions), over a
+    narrow or a wide range of binary orders, with zeros, or with a row that spans 2000 binary
+    orders (beyond the limbs: element by element)."""
+    values = rng.normal(size=shape)
+    if kind == "wide":
+        values = values * 10.0 ** rng.integers(-40, 40, size=shape)
+    if kind == "zeros":
+        values.reshape(-1)[::3] = 0.0
+    if kind == "spread":
+        values.reshape(-1)[:2] = 1e300, 1e-300  # in one row: 2000 bits apart
+    if kind in ("hp", "wide"):
+        return highprec.leaf(np.array([Fraction(v) / 3 for v in values.ravel()]).reshape(shape))
+    return highprec.leaf(values)
+
+
+def _rounded_once(q: Fraction):
+    """q rounded to the working precision, once (MPFR rounds to nearest)."""
+    return gmpy2.mpfr(gmpy2.mpq(q.numerator, q.denominator)) if q else gmpy2.mpfr(0)
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "y_shape", "x_kind", "y_kind"),
+    [
+        ((6, 9), (9, 5), "float", "float"),
+        ((6, 9), (9, 5), "hp", "float"),
+        ((4, 40), (40, 3), "hp", "hp"),  # k > 32: 16-bit limbs
+        ((5, 7), (7, 4), "wide", "zeros"),
+        ((7,), (7, 3), "hp", "wide"),
+        ((3, 7), (7,), "zeros", "hp"),
+        ((7,), (7,), "hp", "hp"),
+        ((3, 5), (5, 2), "spread", "hp"),  # element by element, in order
+    ],
+)
+def test_matrix_products_are_the_exact_sums_rounded_once(x_shape, y_shape, x_kind, y_kind):
+    rng = np.random.default_rng(7)
+    with highprec._working_precision(), np.errstate(all="ignore"):
+        x, y = _tracked(rng, x_shape, x_kind), _tracked(rng, y_shape, y_kind)
+        z = highprec.matmul(x, y)
+        k = x_shape[-1]
+        by_limbs = highprec._exact_matmul(
+            x.v.reshape(-1, k), x.f.reshape(-1, k), y.v.reshape(k, -1), y.f.reshape(k, -1)
+        )
+        assert (by_limbs is None) == (x_kind == "spread")
+        X = np.array([highprec.to_fraction(v) for v in x.v.ravel()], dtype=object)
+        Y = np.array([highprec.to_fraction(v) for v in y.v.ravel()], dtype=object)
+        exact = np.dot(X.reshape(x_shape), Y.reshape(y_shape))
+        size = np.dot(np.abs(X.reshape(x_shape)), np.abs(Y.reshape(y_shape)))
+        assert z.shape == np.shape(exact)
+        for value, want, terms in zip(z.v.ravel(), np.ravel(exact), np.ravel(size)):
+            if x_kind != "spread":
+                assert value == _rounded_once(want)
+            else:  # each product and partial sum rounded: within k·2**-199 of the terms
+                assert abs(highprec.to_fraction(value) - want) <= k * terms / 2**199
+
+
+def _mlp_loss(params, X, y, xp):
+    h = xp.tanh(X @ params["W1"] + params["b1"])
+    h = xp.tanh(h @ params["W2"])
+    return xp.mean((h @ params["w"] - y) ** 2) / 2 + params["v"] @ params["v"]
+
+
+def test_the_matrix_product_node_carries_what_the_elementwise_rules_give(monkeypatch):
+    """One matmul node (exact products by limbs, companions by float64 matrix products)
+    against the tracked products and their tracked sum: the same values to 55 digits, the same
+    error coefficients and magnitudes to float64 rounding, forward and backward."""
+    rng = np.random.default_rng(8)
+    X, y = rng.normal(size=(6, 3)), rng.normal(size=6)
+    params = {
+        "W1": rng.normal(size=(3, 5)),
+        "b1": rng.normal(size=5),
+        "W2": rng.normal(size=(5, 4)) * 1e-3,
+        "w": rng.normal(size=4),
+        "v": rng.normal(size=2),
+    }
+    fast = highprec.value_and_grad(_mlp_loss, params, X, y)
+    monkeypatch.setattr(highprec, "matmul", highprec._matmul_by_products)
+    slow = highprec.value_and_grad(_mlp_loss, params, X, y)
+    for a, b in [(fast[0], slow[0]), *((fast[1][k], slow[1][k]) for k in params)]:
+        values_a = np.array([highprec.to_fraction(v) for v in a.v.ravel()], dtype=object)
+        values_b = np.array([highprec.to_fraction(v) for v in b.v.ravel()], dtype=object)
+        scale = np.maximum(a.a.ravel(), 1e-300)
+        assert all(abs(d) <= Fraction(s) / 10**55 for d, s in zip(values_a - values_b, scale))
+        np.testing.assert_allclose(a.e.real, b.e.real, rtol=1e-12)
+        np.testing.assert_allclose(a.e.imag, b.e.imag, rtol=1e-12)
+        np.testing.assert_allclose(a.a, b.a, rtol=1e-12)
+
+
+def test_the_mlp_gradient_matches_backpropagation_in_mpmath():
+    """An independent computation: the MLP's backpropagation by hand, in mpmath at 300 bits."""
+    mpmath = pytest.importorskip("mpmath")
+    rng = np.random.default_rng(9)
+    X, y = rng.normal(size=(5, 3)), rng.normal(size=5)
+    W1, b1, w = rng.normal(size=(3, 4)), rng.normal(size=4), rng.normal(size=4)
+    model = get_model("mlp")
+    out, grads = highprec.value_and_grad(
+        model.loss, {"W1": W1, "b1": b1, "w_out": w, "b_out": np.array(0.25)}, X, y
+    )
+    with mpmath.workprec(300):
+        mp = np.vectorize(mpmath.mpf, otypes=[object])
+        Xm, W1m, b1m, wm = mp(X), mp(W1), mp(b1), mp(w)
+        h = np.vectorize(mpmath.tanh, otypes=[object])(Xm @ W1m + b1m)
+        r = h @ wm + mpmath.mpf(0.25) - mp(y)
+        n = len(y)
+        expected = {
+            "loss": [sum(r * r) / (2 * n)],
+            "b_out": [sum(r) / n],
+            "w_out": list(h.T @ r / n),
+        }
+        delta = np.outer(r, wm) * (1 - h * h) / n
+        expected["b1"] = list(delta.sum(axis=0))
+        expected["W1"] = list((Xm.T @ delta).ravel())
+        got = {"loss": [out.v[()]], **{k: list(g.v.ravel()) for k, g in grads.items()}}
+        for name, values in expected.items():
+            for mine, theirs in zip(got[name], values):
+                exact = highprec.to_fraction(mpmath.mpf(theirs))  # (an mpf: exact)
+                assert abs(highprec.to_fraction(mine) - exact) <= abs(exact) / 10**55, name
+
+
+@pytest.mark.parametrize(
+    ("expression", "w", "raised"),
+    [
+        ("xp.log(p['w'] * X[:, 0])", 0.0, highprec.NotDifferentiable),
+        ("xp.log(p['w'] * X[:, 0])", -1.0, highprec.UnsupportedOperation),  # complex
+        ("xp.sqrt(p['w'] * p['w'])", 0.0, highprec.NotDifferentiable),  # slope ∞
+        ("xp.sqrt(p['w'] * X[:, 0])", -1.0, highprec.UnsupportedOperation),
+        ("1 / (p['w'] * X[:, 0])", 0.0, highprec.NotDifferentiable),
+        ("(p['w'] * X[:, 0]) / (p['w'] * X[:, 0])", 0.0, highprec.NotDifferentiable),  # 0/0
+        ("(p['w'] * X[:, 0]) ** 0.5", -1.0, highprec.UnsupportedOperation),
+        ("(p['w'] * X[:, 0]) ** -1.0", 0.0, highprec.NotDifferentiable),
+        ("xp.log1p(p['w'] * X[:, 0])", -1.0, highprec.UnsupportedOperation),  # −2 too
+        ("xp.log1p(p['w'] * X[:, 0] / 2)", -1.0, highprec.NotDifferentiable),  # −½, −1
+        ("xp.sin(p['w'])", 0.5, highprec.UnsupportedOperation),
+    ],
+)
+def test_what_has_no_reference_raises_as_before(expression, w, raised):
+    loss = eval(f"lambda p, X, y, xp: xp.mean({expression})")
+    X, y = np.array([[1.0], [2.0]]), np.array([0.5, -1.0])
+    with pytest.raises(raised):
+        highprec.value_and_grad(loss, {"w": np.array(w)}, X, y)
+
+
+def test_to_fraction_is_exact():
+    mpmath = pytest.importorskip("mpmath")
+    with highprec._working_precision():
+        third = gmpy2.mpfr(1) / 3
+    q = highprec.to_fraction(third)
+    assert q.denominator == 2 ** (q.denominator.bit_length() - 1)  # a binary fraction
+    assert abs(q - Fraction(1, 3)) <= Fraction(1, 3) / 2**200
+    assert highprec.to_fraction(gmpy2.mpfr(0.1)) == Fraction(0.1)
+    assert highprec.to_fraction(0.1) == Fraction(0.1)
+    assert highprec.to_fraction(-0.0) == 0
+    with mpmath.workprec(200):
+        assert highprec.to_fraction(mpmath.mpf(1) / 3) == q
+    with pytest.raises(ValueError, match="inf"):
+        highprec.to_fraction(gmpy2.mpfr("inf"))
+
+
+def test_the_blas_thread_count_is_restored():
+    calls = highprec._blas_thread_calls()
+    if calls is None:
+        pytest.skip("numpy's BLAS is not the OpenBLAS of its wheel")
+    before = calls[0]()
+    highprec.value_and_grad(
+        lambda p, X, y, xp: xp.sum(X @ p["a"]), {"a": np.ones(2)}, np.ones((3, 2)), np.ones(3)
+    )
+    assert calls[0]() == before
+
+
+def test_a_slope_infinite_only_in_the_data_does_not_matter():
+    """√x at x = 0 has an infinite slope in x; the gradient is taken in the parameters only."""
+    out, grads = highprec.value_and_grad(
+        lambda p, X, y, xp: xp.mean(p["w"] * xp.sqrt(X[:, 0])),
+        {"w": np.array(1.5)},
+        np.array([[0.0], [4.0]]),
+        np.array([0.5, -1.0]),
+    )
+    assert highprec.to_fraction(out.v[()]) == Fraction(3, 2)
+    assert highprec.to_fraction(grads["w"].v[()]) == 1
