@@ -9,7 +9,8 @@ cell is a decimal float64 must round, so gradcmp also keeps each one's exact val
 reference). Readers: gradcmp (``gradcmp.data.load``: strict rules, correctly rounded values,
 exact decimals kept; C reader), pandas' C reader (``pd.read_csv``, default options),
 pyarrow (``pyarrow.csv.read_csv``), and gradcmp on the same data as ``.npy`` (memory-mapped).
-The target: gradcmp ≤ 1.2 × the fastest other reader.
+The target: gradcmp ≤ 1.2 × the fastest other reader. Each read runs in a fresh process
+(what a gradcmp run does; the time printed is the read alone, imports apart).
 """
 
 from __future__ import annotations
@@ -17,16 +18,16 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gradcmp import data  # noqa: E402
+from gradcmp import data  # noqa: E402  (to say whether the C reader is built)
 
 
 def make_files(rows: int, directory: Path) -> tuple[Path, Path]:
@@ -47,26 +48,53 @@ def make_files(rows: int, directory: Path) -> tuple[Path, Path]:
     return csv_path, npy_path
 
 
-def readers(csv_path: Path, npy_path: Path, with_python: bool) -> dict:
-    found = {"gradcmp (csv)": lambda: data.load(csv_path)}
-    try:
-        import pandas as pd
+# Each read runs in a fresh process, as a gradcmp run does: a process that read the file
+# before would reuse its memory and read faster than any real run. The time is the read
+# alone (imports apart), printed by the child.
+READERS = {
+    "gradcmp (csv)": "from gradcmp import data; read = lambda: data.load(CSV)",
+    "pandas read_csv (C)": "import pandas as pd; read = lambda: pd.read_csv(CSV)",
+    "pyarrow read_csv": "import pyarrow.csv as c; read = lambda: c.read_csv(CSV)",
+    "gradcmp (.npy, mmap)": "from gradcmp import data; read = lambda: data.load(NPY)",
+    "gradcmp (csv, Python reader)": (
+        "from gradcmp import data; "
+        "read = lambda: data._load_csv_python(CSV.read_bytes(), 'y', str(CSV))"
+    ),
+}
+CHILD = """
+import sys, time
+from pathlib import Path
+sys.path.insert(0, {root!r})
+CSV, NPY = Path({csv!r}), Path({npy!r})
+{setup}
+start = time.perf_counter()
+read()
+print(time.perf_counter() - start)
+"""
 
-        found["pandas read_csv (C)"] = lambda: pd.read_csv(csv_path)
-    except ImportError:
-        print("pandas not installed: pip install pandas to measure it", file=sys.stderr)
-    try:
-        import pyarrow.csv as pacsv
 
-        found["pyarrow read_csv"] = lambda: pacsv.read_csv(csv_path)
-    except ImportError:
-        print("pyarrow not installed", file=sys.stderr)
-    found["gradcmp (.npy, mmap)"] = lambda: data.load(npy_path)
+def available(with_python: bool) -> list[str]:
+    import importlib.util
+
+    names = ["gradcmp (csv)"]
+    for name, module in (("pandas read_csv (C)", "pandas"), ("pyarrow read_csv", "pyarrow")):
+        if importlib.util.find_spec(module):
+            names.append(name)
+        else:
+            print(f"{module} not installed: pip install {module} to measure it", file=sys.stderr)
+    names.append("gradcmp (.npy, mmap)")
     if with_python:
-        found["gradcmp (csv, Python reader)"] = lambda: data._load_csv_python(
-            csv_path.read_bytes(), "y", str(csv_path)
-        )
-    return found
+        names.append("gradcmp (csv, Python reader)")
+    return names
+
+
+def read_once(name: str, csv_path: Path, npy_path: Path) -> float:
+    root = str(Path(__file__).resolve().parents[1])
+    code = CHILD.format(root=root, csv=str(csv_path), npy=str(npy_path), setup=READERS[name])
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"{name} failed:\n{done.stderr}")
+    return float(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -83,18 +111,14 @@ def main() -> None:
         f"{len(os.sched_getaffinity(0))} CPUs; C reader: {data._fastcsv is not None}; "
         f"{args.repeat} rounds, readers interleaved"
     )
-    found = readers(csv_path, npy_path, args.python)
+    found = available(args.python)
     times: dict[str, list[float]] = {name: [] for name in found}
-    for read in found.values():  # one untimed read each: the page cache is warm for all
-        read()
+    for name in found:  # one untimed read each: the files are in the page cache for all
+        read_once(name, csv_path, npy_path)
     for round_number in range(args.repeat):
-        names = list(found)
-        names = names[round_number % len(names) :] + names[: round_number % len(names)]
+        names = found[round_number % len(found) :] + found[: round_number % len(found)]
         for name in names:
-            start = time.perf_counter()
-            result = found[name]()
-            times[name].append(time.perf_counter() - start)
-            del result
+            times[name].append(read_once(name, csv_path, npy_path))
     others = [n for n in found if not n.startswith("gradcmp")]
     fastest = min(others, key=lambda n: statistics.median(times[n])) if others else None
     print(f"\n{'reader':32} {'median s':>9} {'min s':>7} {'max s':>7} {'ratio':>7}")

@@ -431,9 +431,9 @@ def _read_rows(raw, data_start: int, first_line: int, ncols: int, exact_room: bo
     row0 = 0
     for chunk, room in zip(chunks, rooms):
         chunk.row0, chunk.room, row0 = row0, room, row0 + room
-    values = np.empty((ncols, row0))
-    significands = np.empty((ncols, row0), dtype=np.int64)
-    exponents = np.zeros((ncols, row0), dtype=np.int8)  # 0: no decimal kept in this cell
+    values = _fresh((ncols, row0), np.float64)
+    significands = _fresh((ncols, row0), np.int64)
+    exponents = _fresh((ncols, row0), np.int8)  # 0: no decimal kept in this cell
 
     def read(chunk: _Chunk) -> None:
         status, chunk.rows, chunk.inexact, _, chunk.lines, chunk.hard = _fastcsv.parse(
@@ -477,6 +477,22 @@ def _read_rows(raw, data_start: int, first_line: int, ncols: int, exact_room: bo
         count,
         inexact,
     )
+
+
+def _fresh(shape: tuple[int, int], dtype) -> np.ndarray:
+    """A zeroed array in fresh anonymous memory (its pages are made as they are written).
+
+    Not numpy's allocator: numpy asks the kernel for transparent huge pages on large arrays,
+    and where the kernel defragments memory to make them (``defrag=madvise``, the common
+    setting) a freshly started process waited ≈0.3 s of a 0.45 s read of 390 MB for them.
+    """
+    import mmap
+
+    size = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    if size == 0 or not hasattr(mmap, "MAP_ANONYMOUS"):  # (Windows: numpy's own)
+        return np.zeros(shape, dtype=dtype)
+    memory = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    return np.frombuffer(memory, dtype=dtype).reshape(shape)
 
 
 def _close_up(chunks: list[_Chunk], arrays) -> None:
