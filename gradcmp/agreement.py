@@ -99,13 +99,21 @@ RUNNING_BOUND_FACTOR = 2
 
 def running_bound(dtype: DType, coefficient: float, underflows: float) -> Fraction | None:
     """τ = 2·(e·u + f·η) from the high-precision reference's coefficients e (roundings) and
-    f (underflows, each weighted by what amplifies it)."""
+    f (underflows, each weighted by what amplifies it).
+
+    Every term is dyadic (floats, u = 2**-p, η = 2**emin), so τ is built with integer shifts
+    and one Fraction at the end (a model with 10⁵ parameters asks for 10⁵ of them)."""
     if not (math.isfinite(coefficient) and math.isfinite(underflows)):
         return None
-    u = Fraction(1, 2**dtype.precision)
-    return RUNNING_BOUND_FACTOR * (
-        Fraction(coefficient) * u + Fraction(underflows) * underflow_unit(dtype)
-    )
+    e_num, e_den = coefficient.as_integer_ratio()  # e_den, f_den: powers of two
+    f_num, f_den = underflows.as_integer_ratio()
+    e_shift = -(e_den.bit_length() - 1) - dtype.precision  # e·u = e_num·2**e_shift
+    f_shift = -(f_den.bit_length() - 1) + dtype.min_exponent  # f·η = f_num·2**f_shift
+    low = min(e_shift, f_shift)
+    numerator = RUNNING_BOUND_FACTOR * ((e_num << (e_shift - low)) + (f_num << (f_shift - low)))
+    if low >= 0:
+        return Fraction(numerator << low)
+    return Fraction(numerator, 1 << -low)
 
 
 def measure(
@@ -125,11 +133,30 @@ def measure(
         rounds_to_inf = abs(reference) > dtype.max_value and value == to_float(reference) * INF
         m = to_float(magnitude)
         return Error(INF, INF, INF, bound_float, INF, m, resolution, rounds_to_inf)
-    diff = abs(Fraction(value) - reference)
-    rel = (to_float(diff / abs(reference)) if reference else INF) if diff else 0.0
-    ulp = to_float(diff / dtype.ulp(reference))
-    ratio = 0.0 if tau is None or not diff else to_float(diff / tau)
-    return Error(to_float(diff), rel, ulp, bound_float, ratio, to_float(magnitude), resolution)
+    # |value − reference| = N / D exactly, in integers: each figure below is one correctly
+    # rounded integer division (no Fraction, no gcd: 10⁵ outputs take a fraction of a second).
+    p, q = reference.numerator, reference.denominator
+    a, b = value.as_integer_ratio()
+    N, D = abs(a * q - p * b), b * q
+    if not N:
+        return Error(0.0, 0.0, 0.0, bound_float, 0.0, to_float(magnitude), resolution)
+    rel = _divide(N * q, D * abs(p)) if p else INF
+    # ulp(reference) = 2**k: N / (D·2**k)
+    k = dtype.ulp_exponent(reference)
+    ulp = _divide(N, D << k) if k >= 0 else _divide(N << -k, D)
+    ratio = 0.0 if tau is None else _divide(N * tau.denominator, D * tau.numerator)
+    return Error(_divide(N, D), rel, ulp, bound_float, ratio, to_float(magnitude), resolution)
+
+
+def _divide(numerator: int, denominator: int) -> float:
+    """numerator / denominator correctly rounded (Python's int division is); ±inf beyond
+    float64's range, inf for a positive numerator over 0."""
+    if not denominator:
+        return INF
+    try:
+        return numerator / denominator
+    except OverflowError:
+        return INF
 
 
 def worst(verdicts: Iterable[str]) -> str:

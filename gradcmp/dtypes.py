@@ -32,8 +32,12 @@ class DType:
 
     def ulp(self, x: Fraction) -> Fraction:
         """Spacing of this format's floats at the exact value ``x`` (subnormal spacing near 0)."""
+        return Fraction(2) ** self.ulp_exponent(x)
+
+    def ulp_exponent(self, x: Fraction) -> int:
+        """k with ulp(x) = 2**k."""
         exponent = self.min_exponent if x == 0 else max(floor_log2(abs(x)), self.min_exponent)
-        return Fraction(2) ** (exponent - self.precision + 1)
+        return exponent - self.precision + 1
 
     @property
     def numpy_dtype(self):
@@ -59,9 +63,11 @@ class DType:
 
 def floor_log2(x: Fraction) -> int:
     """floor(log2(x)) for an exact positive rational, without rounding."""
-    e = x.numerator.bit_length() - x.denominator.bit_length()
-    # Bit lengths give 2**(e-1) < x < 2**(e+1); one comparison settles which side of 2**e.
-    return e if Fraction(2) ** e <= x else e - 1
+    p, q = x.numerator, x.denominator
+    e = p.bit_length() - q.bit_length()
+    # Bit lengths give 2**(e-1) < x < 2**(e+1); one comparison (in integers) settles which
+    # side of 2**e.
+    return e if (p >= q << e if e >= 0 else p << -e >= q) else e - 1
 
 
 FLOAT64 = DType("float64", precision=53, min_exponent=-1022)

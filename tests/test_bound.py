@@ -108,3 +108,50 @@ def test_no_false_alarms_for_correct_backends(problem):
         assert r.verdict != DISAGREE, (r.backend, r.dtype, r.why)
         # Every output sits inside its bound (ratio ≤ 1), inconclusive or not.
         assert max(e.ratio for e in r.errors.values()) <= 1
+
+
+def _measure_with_fractions(value, reference, dtype, magnitude, tau):
+    """The definitions, one Fraction per operation (the oracle for agreement.measure)."""
+    from gradcmp.agreement import to_float
+
+    diff = abs(Fraction(value) - reference)
+    rel = (to_float(diff / abs(reference)) if reference else float("inf")) if diff else 0.0
+    ulp = to_float(diff / dtype.ulp(reference))
+    ratio = 0.0 if tau is None or not diff else to_float(diff / tau)
+    return to_float(diff), rel, ulp, ratio
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.fractions(),
+    st.sampled_from(["float64", "float32", "float16", "bfloat16"]),
+    st.one_of(st.none(), st.fractions(min_value=Fraction(1, 2**1100), max_value=10**300)),
+    st.integers(-1100, 1000),
+)
+def test_measure_in_integers_is_the_fraction_definition(value, reference, dtype, tau, scale):
+    from gradcmp.agreement import measure
+    from gradcmp.dtypes import DTYPES
+
+    reference = reference * Fraction(2) ** scale  # far from 1 too
+    e = measure(value, reference, DTYPES[dtype], abs(reference), tau)
+    assert (e.abs, e.rel, e.ulp, e.ratio) == _measure_with_fractions(
+        value, reference, DTYPES[dtype], abs(reference), tau
+    )
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    st.floats(min_value=0, max_value=1e300),
+    st.floats(min_value=0, max_value=1e300),
+    st.sampled_from(["float64", "float32", "float16", "bfloat16"]),
+)
+def test_running_bound_in_integers_is_the_fraction_definition(e, f, dtype):
+    from gradcmp.agreement import RUNNING_BOUND_FACTOR, running_bound, underflow_unit
+    from gradcmp.dtypes import DTYPES
+
+    d = DTYPES[dtype]
+    expected = RUNNING_BOUND_FACTOR * (
+        Fraction(e) * Fraction(1, 2**d.precision) + Fraction(f) * underflow_unit(d)
+    )
+    assert running_bound(d, e, f) == expected
