@@ -36,6 +36,13 @@ AGREE, DISAGREE, INCONCLUSIVE = "agree", "disagree", "inconclusive"
 # than 1 % of its magnitude (a missing row among 100, an n−1 divisor for n ≥ 100): it says so
 # instead of passing. float32 crosses it near n = 1.7e5 rows (γ_n(2**-24) ≈ n·6e-8).
 RESOLUTION_LIMIT = Fraction(1, 100)
+# The same test on a float r, without a Fraction per comparison: r > 1/100 exactly.
+_LIMIT = float(RESOLUTION_LIMIT)
+_LIMIT_INCLUSIVE = Fraction(_LIMIT) > RESOLUTION_LIMIT  # then r > 1/100 ⟺ r ≥ _LIMIT
+
+
+def beyond_resolution_limit(resolution: float) -> bool:
+    return resolution >= _LIMIT if _LIMIT_INCLUSIVE else resolution > _LIMIT
 
 
 @dataclass(frozen=True)
@@ -65,7 +72,7 @@ class Error:
             return INCONCLUSIVE
         if self.ratio > 1 or not math.isfinite(self.abs):
             return DISAGREE
-        if self.resolution > RESOLUTION_LIMIT:
+        if beyond_resolution_limit(self.resolution):
             return INCONCLUSIVE
         return AGREE
 
@@ -126,8 +133,12 @@ def measure(
     # No bound (τ unknown or infinite): nothing is certified, whatever the magnitude.
     if tau is None:
         resolution = INF
+    elif magnitude:
+        resolution = _divide(
+            tau.numerator * magnitude.denominator, tau.denominator * abs(magnitude.numerator)
+        )
     else:
-        resolution = to_float(tau / magnitude) if magnitude else 0.0
+        resolution = 0.0
     bound_float = INF if tau is None else to_float(tau)
     if not math.isfinite(value):
         rounds_to_inf = abs(reference) > dtype.max_value and value == to_float(reference) * INF

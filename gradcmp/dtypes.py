@@ -36,7 +36,8 @@ class DType:
 
     def ulp_exponent(self, x: Fraction) -> int:
         """k with ulp(x) = 2**k."""
-        exponent = self.min_exponent if x == 0 else max(floor_log2(abs(x)), self.min_exponent)
+        p, q = abs(x.numerator), x.denominator
+        exponent = self.min_exponent if p == 0 else max(_floor_log2(p, q), self.min_exponent)
         return exponent - self.precision + 1
 
     @property
@@ -63,7 +64,10 @@ class DType:
 
 def floor_log2(x: Fraction) -> int:
     """floor(log2(x)) for an exact positive rational, without rounding."""
-    p, q = x.numerator, x.denominator
+    return _floor_log2(x.numerator, x.denominator)
+
+
+def _floor_log2(p: int, q: int) -> int:
     e = p.bit_length() - q.bit_length()
     # Bit lengths give 2**(e-1) < x < 2**(e+1); one comparison (in integers) settles which
     # side of 2**e.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from collections.abc import Iterable, Mapping
@@ -18,12 +19,19 @@ ELEMENT = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:\[(?P<index>[0-9, ]+)\
 
 
 def element_names(name: str, shape: tuple[int, ...]) -> list[str]:
+    """``theta0``, ``w[3]``, ``W1[2,5]``: the names of a parameter's elements, in C order
+    (a copy of the cached list: a model with 10⁵ parameters asks for them often)."""
+    return list(_element_names(name, tuple(shape)))
+
+
+@functools.lru_cache(maxsize=256)
+def _element_names(name: str, shape: tuple[int, ...]) -> tuple[str, ...]:
     """``theta0`` for a scalar, ``w[0]``, ``w[1]`` … for a vector, ``W[2,5]`` for a matrix."""
     if shape == ():
-        return [name]
-    return [
+        return (name,)
+    return tuple(
         f"{name}[{','.join(map(str, index))}]" for index in itertools.product(*map(range, shape))
-    ]
+    )
 
 
 @dataclass(frozen=True)

@@ -407,7 +407,7 @@ def _rounding(
         (exact, value)
         for k, exact_values in params.exact.items()
         for exact, value in zip(exact_values, params.values[k].ravel().tolist())
-        if Fraction(value) != exact
+        if value.as_integer_ratio() != (exact.numerator, exact.denominator)
     ]
     for exact, value in written:
         received_value = float(dtype.round(value))
@@ -422,6 +422,10 @@ def _rounding(
     shift_abs, shift_rel = {}, {}
     truth = as_written.outputs()
     for output, value in received.outputs().items():
+        if received is as_written:  # the inputs as written are this dtype's: no shift
+            shift_abs[output] = 0.0
+            shift_rel[output] = 0.0 if truth[output] else None
+            continue
         diff = abs(value - truth[output])
         shift_abs[output] = to_float(diff)
         shift_rel[output] = to_float(diff / abs(truth[output])) if truth[output] else None
