@@ -151,7 +151,7 @@ def compute_reference(problem: Problem, dtypes: list[DType]) -> Reference:
 
 HIGHPREC_NAME = "highprec"
 HIGHPREC_METHOD = (
-    f"high-precision autodiff ({highprec.PRECISION_BITS}-bit mpmath) with a running error bound"
+    f"high-precision autodiff ({highprec.PRECISION_BITS}-bit MPFR) with a running error bound"
 )
 
 
