@@ -39,7 +39,14 @@ def describe() -> dict:
         "jaxlib": _version("jaxlib"),
         "device": "cpu",
     }
-    # Framework state only where this process already imported the framework.
+    env.update(framework_state())
+    return env
+
+
+def framework_state() -> dict:
+    """torch's threads and default dtype, JAX's global x64 setting: only for a framework this
+    process imported (a worker process reports its own)."""
+    env: dict = {}
     if "torch" in sys.modules:
         torch = sys.modules["torch"]
         env["torch_threads"] = torch.get_num_threads()

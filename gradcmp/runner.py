@@ -191,7 +191,7 @@ def run(
         reference=reference,
         results=results,
         timings=timings,
-        environment=environment.describe(),
+        environment={**environment.describe(), **from_workers.environment},
         strict=strict,
     )
 

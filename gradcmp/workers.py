@@ -26,6 +26,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .environment import framework_state
+
 # The backends a worker takes: those that import a framework (the rest run here; they are
 # numpy or plain Python, quick to start and safe to run anywhere).
 FRAMEWORKS = ("torch", "jax")
@@ -88,6 +90,7 @@ class WorkerResults:
     outcomes: dict[Call, object] = field(default_factory=dict)
     setup_seconds: dict[str, float] = field(default_factory=dict)
     setup_errors: dict[str, str] = field(default_factory=dict)
+    environment: dict = field(default_factory=dict)  # the frameworks' state in the workers
 
 
 class _Worker:
@@ -147,6 +150,7 @@ def _work(
             except Exception as exc:  # a broken install fails this backend, not the run
                 set_up[name] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}"
             connection.send(("setup", name, time.perf_counter() - start, set_up[name]))
+            connection.send(("environment", framework_state()))
         if set_up[name]:
             continue
         connection.send(("begin", (name, dtype), time.monotonic()))
@@ -217,7 +221,9 @@ def _receive(worker: _Worker, results: WorkerResults, failed) -> None:
             worker.pending = []
         return
     kind = message[0]
-    if kind == "setup":
+    if kind == "environment":
+        results.environment.update(message[1])
+    elif kind == "setup":
         _, name, seconds, error = message
         results.setup_seconds[name] = seconds
         if error:

@@ -43,6 +43,9 @@ def test_workers_give_the_same_numbers_as_one_process():
     forked, report = results_of(with_workers)
     alone, alone_report = results_of(in_process)
     assert report["timings"]["workers"] == ["jax", "torch"]
+    # The frameworks' state comes from the workers, where they ran.
+    assert report["environment"]["jax_x64_default"] is False
+    assert report["environment"]["torch_threads"] >= 1
     assert alone_report["timings"]["workers"] == []
     assert forked.keys() == alone.keys()
     for key, result in forked.items():
