@@ -80,13 +80,14 @@ def from_columns(
                 decimal_cells[(int(i), name)] = exact
         converted[name] = as_float
     features = [n for n in names if n != target]
-    if len(features) == 1:  # (n, 1): a view of the column, no copy
-        X = np.ascontiguousarray(converted[features[0]])[:, None]
+    # Without a copy, the columns stay where they are (a memory-mapped file's pages: strided
+    # for a row-major .npy); frameworks take strided arrays as they are.
+    contiguous = np.ascontiguousarray if copy else np.asarray
+    if len(features) == 1:  # (n, 1): a view of the column
+        X = contiguous(converted[features[0]])[:, None]
     else:
         X = np.ascontiguousarray(np.column_stack([converted[n] for n in features]))
-    return Dataset(
-        path, tuple(features), target, X, np.ascontiguousarray(converted[target]), decimal_cells
-    )
+    return Dataset(path, tuple(features), target, X, contiguous(converted[target]), decimal_cells)
 
 
 def load_npy(path: Path, target: str, shown: str) -> Dataset:

@@ -27,6 +27,10 @@ class Problem:
         if dtype.name not in self._inputs:
             with np.errstate(over="ignore"):  # overflow is reported by the reference
                 X, y = dtype.round(self.data.X), dtype.round(self.data.y)
+            # Contiguous, whatever the dataset's layout (a row-major .npy's columns are
+            # strided views of the file): every backend sees the same memory order, so the
+            # same summation order, as from a CSV.
+            X, y = np.ascontiguousarray(X), np.ascontiguousarray(y)
             # Read-only views: float64 needs no copy of the dataset's own arrays, and their
             # flags (or a caller's) stay as they were.
             X, y = X.view(), y.view()
