@@ -156,7 +156,9 @@ HIGHPREC_METHOD = (
 
 
 def _exact_data(problem: Problem, dtype: DType) -> ChunkedExactData:
-    X, y = problem.inputs(dtype)
+    # float64 receives the dataset's own values: read them where they are (a memory-mapped
+    # file), not from a contiguous copy made only for this.
+    X, y = (problem.data.X, problem.data.y) if dtype == FLOAT64 else problem.inputs(dtype)
     return ChunkedExactData([ExactSource(X[:, j]) for j in range(X.shape[1])], ExactSource(y))
 
 
