@@ -217,6 +217,13 @@ def write_outputs(
         write_atomically(Path(save_baseline), render(report, "json"))
 
 
+def default_file_mode() -> int:
+    """The mode a plain ``open(path, "w")`` would give a new file: 0666 less the umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def write_atomically(path: Path, text: str) -> None:
     if not str(path) or str(path) == "." or path.is_dir():
         raise UsageError(f"cannot write a report to {str(path)!r}", hint="give a file name")
@@ -228,6 +235,7 @@ def write_atomically(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        os.chmod(temporary, default_file_mode())  # mkstemp's 0600 is for the temporary only
         os.replace(temporary, path)
     except BaseException as exc:
         if os.path.exists(temporary):

@@ -277,5 +277,23 @@ def plot(measurements: list[Measurement], bandwidth: float, path: str) -> None:
     axes.grid(True, which="both", alpha=0.3)
     axes.legend(fontsize=7, ncol=2)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    # Written beside and renamed: an interrupted run leaves no half-written file.
+    import os
+    import tempfile
+
+    from .api import default_file_mode
+    from .errors import UsageError
+
+    directory = os.path.dirname(path) or "."
+    handle, temporary = tempfile.mkstemp(prefix=".gradcmp-plot.", suffix=".png", dir=directory)
+    os.close(handle)
+    try:
+        figure.savefig(temporary, dpi=120, format="png")
+        os.chmod(temporary, default_file_mode())
+        os.replace(temporary, path)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
+    finally:
+        plt.close(figure)
+        if os.path.exists(temporary):
+            os.unlink(temporary)

@@ -38,6 +38,13 @@ def run_and_report(sizes, backends, dtypes, features, repeat, plot_path, output_
     chosen = parse_backends(",".join(chosen)) if chosen else []
     chosen_dtypes = parse_dtypes(dtypes)
     if plot_path is not None:
+        from pathlib import Path
+
+        directory = Path(plot_path).parent
+        if not str(plot_path).strip() or Path(plot_path).is_dir() or not directory.is_dir():
+            raise UsageError(
+                f"cannot write the plot to {plot_path!r}", hint="give a PNG file in a directory"
+            )
         try:
             import matplotlib  # noqa: F401
         except ImportError:

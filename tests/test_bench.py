@@ -71,6 +71,7 @@ def test_bench_reports_jit_compile_apart_and_writes_a_plot(tmp_path):
         (["--rows", "0"], "--rows: 0 is not a row count from 1 to 1e10"),
         (["-b", "nonesuch"], "unknown backend 'nonesuch'"),
         (["--dtype", "float8"], "float8"),
+        (["--rows", "10", "-b", "native", "--plot", "/nonexistent/b.png"], "cannot write the plot"),
     ],
 )
 def test_bad_bench_options_are_one_line_exit_2(args, message):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import xml.etree.ElementTree as ET
 
 from click.testing import CliRunner
@@ -84,3 +85,15 @@ def test_json_carries_verdicts_bounds_and_environment():
     assert env["torch_default_dtype"] == "float32" and env["torch_threads"] >= 1
     loss = report["results"][0]["errors"]["loss"]
     assert 0 <= loss["ratio"] <= 1 and loss["bound"] > 0
+
+
+def test_report_files_get_the_usual_mode_not_the_temporary_files(tmp_path):
+    """Written through a temporary file (mkstemp makes it 0600) and renamed: the report
+    itself has the mode a plain open() gives, 0666 less the umask."""
+    old = os.umask(0o022)
+    try:
+        result = invoke("run", "-b", "native", "--format", "json", "-o", str(tmp_path / "r.json"))
+    finally:
+        os.umask(old)
+    assert result.exit_code == 0
+    assert (tmp_path / "r.json").stat().st_mode & 0o777 == 0o644
