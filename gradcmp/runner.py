@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -300,18 +301,13 @@ def _judge(
     truth, rows = exact.outputs(), problem.data.rows
     # A hand-derived gradient may come without its loss value: then only gradients count.
     values = {"loss": loss, **grads} if loss is not None else dict(grads)
+    zero, magnitudes = Fraction(0), exact.magnitudes
     errors = {
-        k: measure(
-            v,
-            truth[k],
-            dtype,
-            exact.magnitudes.get(k, Fraction(0)),
-            _tau(exact, output, k, dtype, rows),
-        )
+        k: measure(v, truth[k], dtype, magnitudes.get(k, zero), _tau(exact, output, k, dtype, rows))
         for k, v in values.items()
     }
     notes = list(output.notes)
-    non_finite = [k for k, v in values.items() if not np.isfinite(v)]
+    non_finite = [k for k, v in values.items() if not math.isfinite(v)]
     if non_finite:
         notes.append(f"non-finite: {', '.join(non_finite)}")
     if output.run_seconds is not None:  # compiled: the call alone, compilation apart
@@ -335,8 +331,8 @@ def _judge(
 def _tau(exact, output, name: str, dtype: DType, rows: int) -> Fraction | None:
     """The rule's τ, or the backend's own (larger) bound where its error is not rounding."""
     tau = exact.bound(name, dtype, rows)
-    own = (output.bounds or {}).get(name)
-    if own is None or tau is None or not np.isfinite(own):
+    own = output.bounds.get(name) if output.bounds else None
+    if own is None or tau is None or not math.isfinite(own):
         return tau
     return max(tau, Fraction(own))
 
