@@ -287,7 +287,13 @@ def selftest(backend_list, ports) -> int:
     "[default: the seed's four].",
 )
 @click.option("--dtype", "dtype_list", default="float32,float64", show_default=True, help="Dtypes.")
-@click.option("--features", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option(
+    "--features",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Feature columns of the random data (linear model).",
+)
 @click.option(
     "--repeat", type=click.IntRange(min=1), default=5, show_default=True, help="Timed calls."
 )
