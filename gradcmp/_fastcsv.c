@@ -149,7 +149,11 @@ static int parse_number(const char *p, const char *stop, const char **after, dou
         if (!(p < stop && (unsigned)(*p - '0') < 10)) return CELL_BAD;
         long exponent = 0;
         while (p < stop && (unsigned)(*p - '0') < 10) {
-            if (exponent < 100000) exponent = exponent * 10 + (*p - '0');
+            if (exponent < 100000) {
+                exponent = exponent * 10 + (*p - '0');
+            } else {
+                hard = 1; /* an exponent this long: Python decides (it is not cut short) */
+            }
             p++;
         }
         q += (int)(exponent_negative ? -exponent : exponent);

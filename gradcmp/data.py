@@ -33,18 +33,40 @@ except ImportError:  # pragma: no cover - the pure-Python reader does the same, 
 
 BUNDLED = "xy.csv"
 
-# Decimal exponents beyond this are not turned into exact fractions (10**999999999 would take
-# forever): past float64's range such a number is 0 or inf anyway.
+# Decimal magnitudes beyond 10**±this are not turned into exact fractions (10**999999999
+# would take forever): past float64's range such a number is 0 or inf anyway.
 MAX_EXACT_EXPONENT = 10_000
+# Digits per int() call: Python 3.11 refuses longer strings (its default limit is 4300).
+INT_DIGITS = 4000
 
 
 def decimal_value(cell: str) -> Fraction | None:
-    """The exact value of a decimal string that NUMBER accepted; None when its exponent is so
-    large that the exact value is not worth building (the caller decides from the float)."""
-    mantissa, _, exponent = cell.lower().partition("e")
-    if exponent and abs(int(exponent)) > MAX_EXACT_EXPONENT:
-        return Fraction(0) if not mantissa.strip("+-.0") else None
-    return Fraction(cell)
+    """The exact value of a decimal string that NUMBER accepted; None when its magnitude is
+    beyond 10**±MAX_EXACT_EXPONENT, where the exact value is not worth building (the float is
+    0 or inf there; the caller decides from it).
+
+    The magnitude is where the significant digits fall, not the written exponent
+    (``0.000…1e10001`` can be 1), and the digits are read in parts: Python refuses ``int()``
+    of more than 4300 digits at once."""
+    mantissa, _, written_exponent = cell.lower().partition("e")
+    negative = mantissa.startswith("-")
+    whole, _, fraction = mantissa.lstrip("+-").partition(".")
+    digits = (whole + fraction).lstrip("0")
+    if not digits:
+        return Fraction(0)
+    stripped = digits.rstrip("0")
+    exponent = int(written_exponent or "0") - len(fraction) + len(digits) - len(stripped)
+    if abs(exponent + len(stripped)) > MAX_EXACT_EXPONENT:  # 10**(top − 1) ≤ |value| < 10**top
+        return None
+    significand = 0
+    for start in range(0, len(stripped), INT_DIGITS):
+        part = stripped[start : start + INT_DIGITS]
+        significand = significand * 10 ** len(part) + int(part)
+    if negative:
+        significand = -significand
+    if exponent >= 0:
+        return Fraction(significand * 10**exponent)
+    return Fraction(significand, 10**-exponent)
 
 
 # The C reader stores a decimal's power of ten q as q + EXPONENT_BIAS (int8); 0: none there.
@@ -370,6 +392,9 @@ def _load_csv_fast(raw: bytes, target: str, name: str) -> Dataset | None:
     if rows.inexact:
         decimals = Decimals(tuple(header), rows.significands, rows.exponents, rows.inexact)
     columns = [rows.values[c] for c in range(ncols)]
+    if ncols > 2:  # X is a copy then: y alone must not keep every column's buffer alive
+        t = header.index(target)
+        columns[t] = columns[t].copy()
     return _dataset(name, header, target, columns, decimal_cells, decimals)
 
 
