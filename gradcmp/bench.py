@@ -15,6 +15,7 @@ full speed and does nothing else; real gradients read them at least twice.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import statistics
 import sys
 import time
@@ -90,6 +91,16 @@ def _memory(field_name: str) -> int | None:
     return None
 
 
+def _release_free_memory() -> None:
+    """glibc's malloc_trim(0): free heap memory back to the system (elsewhere: nothing)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _reset_peak() -> bool:
     """Reset VmHWM to the current RSS (Linux ≥ 4.0), so a peak is this call's own."""
     try:
@@ -121,6 +132,9 @@ def _time_backend(name: str, problem: Problem, dtype: DType, repeat: int):
             return seconds, None
 
     _, compile_seconds = call()  # the first call: imports settle, jit compiles
+    # Memory the first call freed stays with the allocator, and the timed calls would reuse
+    # it unseen: hand it back first, so their own temporaries count.
+    _release_free_memory()
     can_reset = _reset_peak()
     base = _memory("VmRSS")
     seconds = [call()[0] for _ in range(repeat)]
@@ -129,17 +143,30 @@ def _time_backend(name: str, problem: Problem, dtype: DType, repeat: int):
     return seconds, compile_seconds, added
 
 
-def _child(name, problems, dtypes, repeat, bandwidth, connection) -> None:
+def _child(name, problems, dtypes, repeat, bandwidth, connection, parent) -> None:
     import signal
 
+    from .workers import _die_with_parent
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent(parent)
+    setup_error = ""
     if name != REFERENCE:
-        BACKENDS[name].setup()
+        try:
+            BACKENDS[name].setup()
+        except Exception as exc:  # this backend's rows say why; the others still run
+            lines = str(exc).strip().splitlines()
+            setup_error = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
     for problem in problems:
         for dtype in dtypes:
             rows = problem.data.rows
             X, y = problem.inputs(dtype)
             data_bytes = X.nbytes + y.nbytes
+            if setup_error:
+                connection.send(
+                    _unmeasured(name, dtype, rows, data_bytes, "failed", f"import: {setup_error}")
+                )
+                continue
             try:
                 if name != REFERENCE and dtype.name not in BACKENDS[name].dtypes:
                     raise SkipBackend(f"{name} does not compute in {dtype.name}")
@@ -193,7 +220,9 @@ def run_bench(
         sys.stdout.flush()
         sys.stderr.flush()
         process = context.Process(
-            target=_child, args=(name, problems, dtypes, repeat, bandwidth, sender), daemon=True
+            target=_child,
+            args=(name, problems, dtypes, repeat, bandwidth, sender, os.getpid()),
+            daemon=True,
         )
         process.start()
         sender.close()
@@ -278,7 +307,6 @@ def plot(measurements: list[Measurement], bandwidth: float, path: str) -> None:
     axes.legend(fontsize=7, ncol=2)
     figure.tight_layout()
     # Written beside and renamed: an interrupted run leaves no half-written file.
-    import os
     import tempfile
 
     from .api import default_file_mode

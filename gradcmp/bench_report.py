@@ -68,15 +68,25 @@ def run_and_report(sizes, backends, dtypes, features, repeat, plot_path, output_
         console=stderr,
         transient=True,
         disable=not stderr.is_terminal,
+        auto_refresh=False,  # no refresh thread: the benchmark forks its processes
     ) as progress:
         task = progress.add_task("measuring read bandwidth", total=total)
 
         def advance(m: bench.Measurement) -> None:
             progress.update(task, advance=1, description=f"{m.backend} {m.dtype} {m.rows:,} rows")
+            progress.refresh()
 
-        bandwidth, measurements = bench.run_bench(
-            sizes, timed, chosen_dtypes, repeat, features, progress=advance
-        )
+        progress.refresh()
+        try:
+            bandwidth, measurements = bench.run_bench(
+                sizes, timed, chosen_dtypes, repeat, features, progress=advance
+            )
+        except MemoryError:
+            largest = max(sizes)
+            raise UsageError(
+                f"not enough memory for the data of {largest:,} rows × {features + 1} columns",
+                hint="give smaller --rows",
+            ) from None
     if output_format == "json":
         report = bench.to_dict(bandwidth, measurements, repeat)
         report["not_installed"] = skipped

@@ -6,6 +6,7 @@ frameworks are imported by the commands that need them.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import sys
@@ -17,6 +18,12 @@ from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, GradcmpError, I
 
 # Control characters (from a file name or a cell) would break the message's one line.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _finite_seconds(value: float | None) -> float | None:
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a number of seconds", param_hint="'--timeout'")
+    return value
 
 
 def _error(message: str) -> None:
@@ -157,6 +164,7 @@ def cli() -> None:
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),
+    callback=lambda ctx, param, value: _finite_seconds(value),
     help="Seconds one backend call may take; past it the result is failed (exit 3).",
 )
 @click.option(

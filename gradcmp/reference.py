@@ -307,9 +307,30 @@ def out_of_range(problem: Problem, dtype: DType) -> str:
     return ""
 
 
+def _decimal_mask(data, name: str):
+    """``mask(start, stop)``: which rows of column ``name`` hold a decimal float64 rounds
+    (measured against the written value apart), or None where there is none."""
+    rows = {row for (row, column) in data.decimal_cells if column == name}
+    if not rows and data.decimals is None:
+        return None
+
+    def mask(start: int, stop: int) -> np.ndarray:
+        stop = min(stop, data.rows)
+        inside = np.zeros(stop - start, dtype=bool)
+        if data.decimals is not None:
+            inside[data.decimals.for_column(name, start, stop)[0]] = True
+        for row in rows:
+            if start <= row < stop:
+                inside[row - start] = True
+        return inside
+
+    return mask
+
+
 def _decimal_rounding(problem: Problem, dtype: DType) -> tuple[int, float]:
-    """For the C reader's decimals (millions, in arrays): how many of them the float64 → dtype
-    mask above did not count, and the largest relative rounding |received − written|/|written|.
+    """For the C reader's decimals (millions, in arrays): how many there are (each is rounded
+    in every dtype; the float64 → dtype mask above leaves them out), and the largest relative
+    rounding |received − written|/|written|.
 
     The largest is exact: an estimate in extended precision (the written value s·10**e to
     2**-64 relative) ranks every cell, and the cells within the estimate's error of the top
@@ -341,7 +362,7 @@ def _decimal_rounding(problem: Problem, dtype: DType) -> tuple[int, float]:
     not_counted, top = 0, extended(0)
     for name, start in parts:
         values, received, _, _, estimate = part(name, start)
-        not_counted += int((received == values).sum())
+        not_counted += len(values)
         if estimate.size:
             top = max(top, estimate.max())
     precise = np.finfo(extended).nmant >= 63
@@ -383,20 +404,31 @@ def _rounding(
 ) -> InputRounding:
     data, params = problem.data, problem.params
     X, y = problem.inputs(dtype)
-    # Rounding float64 → dtype, measured in float64 (plenty for a report of its size) ...
-    pairs = [(X, data.X), (y, data.y)] + [
-        (params.as_dtype(dtype)[k], params.values[k]) for k in params.values
-    ]
+    # Rounding float64 → dtype, measured in float64 (plenty for a report of its size), for
+    # the values written as float64 ones; the decimals float64 itself rounds are measured
+    # against what was written, exactly, below.
+    columns = [
+        (X[:, j], data.X[:, j], _decimal_mask(data, name))
+        for j, name in enumerate(data.feature_names)
+    ] + [(y, data.y, _decimal_mask(data, data.target))]
     rounded, max_rel = 0, 0.0
-    for received_values, given in pairs:  # a part at a time: no full-size temporaries
-        received_values, given = np.ravel(received_values), np.ravel(given)
+    for received_values, given, is_decimal in columns:  # in parts: no full-size temporaries
         for start in range(0, given.size, CHUNK_ROWS):
             r = received_values[start : start + CHUNK_ROWS].astype(np.float64)
-            v = given[start : start + CHUNK_ROWS]
+            v = np.asarray(given[start : start + CHUNK_ROWS])
             moved = r != v
+            if is_decimal is not None:
+                moved &= ~is_decimal(start, start + CHUNK_ROWS)
             if moved.any():
                 rounded += int(moved.sum())
                 max_rel = max(max_rel, float((np.abs(r - v)[moved] / np.abs(v)[moved]).max()))
+    received_params = params.as_dtype(dtype)
+    for k, exact_values in params.exact.items():  # few: exactly, against what was written
+        for exact, value in zip(exact_values, received_params[k].ravel().tolist()):
+            value = float(value)
+            if math.isfinite(value) and Fraction(value) != exact:
+                rounded += 1
+                max_rel = max(max_rel, to_float(abs(Fraction(value) - exact) / abs(exact)))
     # ... plus the decimals that float64 itself could not hold (exact, from the text). Such a
     # value is rounded in every dtype; count it here unless the mask above already did.
     written = [
@@ -405,18 +437,13 @@ def _rounding(
             data.y[row] if column == data.target else data.X[row, data.feature_names.index(column)],
         )
         for (row, column), exact in data.decimal_cells.items()
-    ] + [
-        (exact, value)
-        for k, exact_values in params.exact.items()
-        for exact, value in zip(exact_values, params.values[k].ravel().tolist())
-        if value.as_integer_ratio() != (exact.numerator, exact.denominator)
     ]
     for exact, value in written:
         received_value = float(dtype.round(value))
         if math.isfinite(received_value):
             rel = abs(Fraction(received_value) - exact) / abs(exact)
             max_rel = max(max_rel, to_float(rel))
-        rounded += int(received_value == float(value))
+        rounded += 1
     if data.decimals is not None:
         more, largest = _decimal_rounding(problem, dtype)
         rounded, max_rel = rounded + more, max(max_rel, largest)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -275,12 +277,14 @@ class Outcome:
 def _execute(problem: Problem, name: str, dtype: DType, timeout: float | None) -> Outcome:
     start = time.perf_counter()
     try:
-        output = _call(lambda: BACKENDS[name].compute(problem, dtype), timeout)
+        # What a loss prints goes to stderr: stdout carries the report (JSON, JUnit …).
+        with contextlib.redirect_stdout(sys.stderr):
+            output = _call(lambda: BACKENDS[name].compute(problem, dtype), timeout)
         seconds = time.perf_counter() - start
         loss, grads = _flatten(problem, output.loss, output.grads)
     except SkipBackend as exc:
         return Outcome(SKIPPED, note=str(exc))
-    except Exception as exc:  # the backend under test failed; the others still run
+    except (Exception, SystemExit) as exc:  # the backend failed (a loss may even sys.exit)
         seconds = time.perf_counter() - start
         note = _one_line(exc)
         if problem.model.source != "built-in":  # point into the user's loss file

@@ -24,6 +24,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from .environment import framework_state
@@ -113,31 +114,67 @@ class _Worker:
         sys.stderr.flush()
         self.process = self.context.Process(
             target=_work,
-            args=(self.framework, self.pending, self.setup, self.execute, sender),
+            args=(self.framework, self.pending, self.setup, self.execute, sender, receiver),
             daemon=True,
             name="gradcmp-worker",
         )
-        self.process.start()
-        sender.close()
         self.connection = receiver
         self.started_call = None
+        # Ctrl-C during the fork would land in an at-fork hook, where Python drops it: hold it
+        # until the child exists (it is delivered, as KeyboardInterrupt, right after).
+        with _sigint_held():
+            self.process.start()
+        sender.close()
 
     def stop(self) -> None:
-        if self.process is not None and self.process.is_alive():
-            self.process.kill()
-        if self.process is not None:
+        if self.process is not None and self.process.pid is not None:  # it was started
+            if self.process.is_alive():
+                self.process.kill()
             self.process.join()
         if self.connection is not None:
             self.connection.close()
         self.process = self.connection = None
 
 
+@contextmanager
+def _sigint_held():
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _die_with_parent(parent: int) -> None:
+    """End this worker when gradcmp ends, however it ends (SIGTERM from a CI job's cancel,
+    SIGKILL): Linux's PR_SET_PDEATHSIG; elsewhere the pipe's end does it at the next send."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent ended before the request was in place
+        os._exit(1)
+
+
 def _work(
-    framework: str, calls: list[Call], setup: Callable, execute: Callable, connection
+    framework: str, calls: list[Call], setup: Callable, execute: Callable, connection, theirs
 ) -> None:
     """The worker's body: set each backend up once, run its calls, send every event."""
+    parent = os.getppid()
     # Ctrl-C reaches the whole process group; the main process answers it and ends us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _die_with_parent(parent)
+    theirs.close()  # the main process's end: only it reads
+    # What a loss prints goes to stderr: stdout carries the report (JSON, JUnit …).
+    sys.stdout.flush()
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     set_up: dict[str, str] = {}  # backend → why its setup failed, or ''
     for name, dtype in calls:
         if name not in set_up:
@@ -148,13 +185,15 @@ def _work(
                 setup(name)
                 set_up[name] = ""
             except Exception as exc:  # a broken install fails this backend, not the run
-                set_up[name] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}"
+                lines = str(exc).strip().splitlines()
+                set_up[name] = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
             connection.send(("setup", name, time.perf_counter() - start, set_up[name]))
             connection.send(("environment", framework_state()))
         if set_up[name]:
             continue
         connection.send(("begin", (name, dtype), time.monotonic()))
-        connection.send(("done", (name, dtype), execute(name, dtype)))
+        outcome = execute(name, dtype)
+        connection.send(("done", (name, dtype), outcome, time.monotonic()))
     connection.close()
 
 
@@ -193,7 +232,7 @@ def _serve(workers: list[_Worker], results: WorkerResults, timeout, failed) -> N
     ready = multiprocessing.connection.wait([w.connection for w in live], wait)
     for worker in live:
         if worker.connection in ready:
-            _receive(worker, results, failed)
+            _receive(worker, results, failed, timeout)
         elif (
             timeout
             and worker.started_call
@@ -204,7 +243,7 @@ def _serve(workers: list[_Worker], results: WorkerResults, timeout, failed) -> N
             _give_up_on(worker, call, failed(note), results)
 
 
-def _receive(worker: _Worker, results: WorkerResults, failed) -> None:
+def _receive(worker: _Worker, results: WorkerResults, failed, timeout) -> None:
     try:
         message = worker.connection.recv()
     except (EOFError, OSError):  # the worker ended: normally, or killed by a crash
@@ -233,7 +272,10 @@ def _receive(worker: _Worker, results: WorkerResults, failed) -> None:
         _, call, started = message
         worker.started_call = (call, started)
     else:
-        _, call, outcome = message
+        _, call, outcome, finished = message
+        _, started = worker.started_call
+        if timeout is not None and finished - started > timeout:  # read late, ran too long
+            outcome = failed(f"timed out after {timeout:g} s (--timeout); the others still ran")
         results.outcomes[call] = outcome
         worker.pending.remove(call)
         worker.started_call = None

@@ -50,3 +50,23 @@ def test_bad_overrides(assignment, fragment):
     with pytest.raises(UsageError) as info:
         params().with_overrides([assignment])
     assert fragment in str(info.value)
+
+
+def test_a_decimal_param_rounding_is_measured_against_what_was_written():
+    """--param theta1=1e-5 in float32: the input-rounding report measures the float32 value
+    against 1/100000 as written (not against its float64 rounding), exactly."""
+    from fractions import Fraction
+
+    import numpy as np
+
+    import gradcmp
+    from gradcmp.agreement import to_float
+
+    report = gradcmp.compare(
+        "data/xy.csv", params=["theta1=1e-5"], backends="native", dtypes="float32"
+    )
+    written = Fraction(1, 100000)
+    received = Fraction(float(np.float32(1e-5)))
+    rounding = report.reference.rounding["float32"]
+    assert rounding.max_rel == to_float(abs(received - written) / written)
+    assert rounding.rounded == 1  # the seed's integers are exact; only theta1 rounds
