@@ -72,11 +72,14 @@ def _prepare(framework: str) -> None:
 
 
 def can_fork(framework: str) -> bool:
-    """Whether a worker for ``framework`` can be forked safely from this process."""
+    """Whether a worker for ``framework`` can be forked safely from this process: not once
+    that framework is here, and not once JAX is (its runtime's threads make any fork unsafe,
+    and it says so on every fork); torch merely imported starts no thread."""
     return (
         hasattr(os, "fork")
         and "fork" in multiprocessing.get_all_start_methods()
         and framework not in sys.modules
+        and "jax" not in sys.modules
     )
 
 
