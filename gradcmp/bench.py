@@ -28,6 +28,7 @@ from .backends import BACKENDS
 from .backends.base import SkipBackend
 from .data import from_arrays
 from .dtypes import DType
+from .errors import one_line
 from .models import get_model
 from .params import Params
 from .problem import Problem
@@ -155,8 +156,7 @@ def _child(name, problems, dtypes, repeat, bandwidth, connection, parent) -> Non
         try:
             BACKENDS[name].setup()
         except Exception as exc:  # this backend's rows say why; the others still run
-            lines = str(exc).strip().splitlines()
-            setup_error = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+            setup_error = one_line(exc)
     for problem in problems:
         for dtype in dtypes:
             rows = problem.data.rows
@@ -173,8 +173,9 @@ def _child(name, problems, dtypes, repeat, bandwidth, connection, parent) -> Non
                 seconds, compile_seconds, peak = _time_backend(name, problem, dtype, repeat)
             except Exception as exc:  # this row's status; the others still run
                 status = "skipped" if isinstance(exc, SkipBackend) else "failed"
-                lines = str(exc).strip().splitlines()
-                note = lines[0] if lines else type(exc).__name__
+                note = one_line(exc)
+                if status == "skipped":  # the reason alone, as gradcmp run shows it
+                    note = note.removeprefix(f"{type(exc).__name__}: ")
                 connection.send(_unmeasured(name, dtype, rows, data_bytes, status, note))
                 continue
             median = statistics.median(seconds)

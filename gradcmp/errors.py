@@ -49,3 +49,10 @@ class BackendError(GradcmpError):
     """A backend that was asked for by name is missing or failed."""
 
     exit_code = EXIT_BACKEND
+
+
+def one_line(exc: BaseException) -> str:
+    """``Type: first line of the message`` (just ``Type`` when the message is empty): how a
+    backend's or a framework's failure is shown in a result's note."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__

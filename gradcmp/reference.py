@@ -21,7 +21,7 @@ import numpy as np
 from . import agreement, highprec
 from .agreement import to_float
 from .dtypes import DTYPES, FLOAT64, DType
-from .errors import InputError
+from .errors import InputError, one_line
 from .exact import CHUNK_ROWS, ChunkedExactData, ExactData, ExactSource
 from .params import element_names
 from .problem import Problem
@@ -258,7 +258,7 @@ def _float64_fallback(problem: Problem, why: str) -> tuple[str, str, ReferenceVa
             try:
                 output = BACKENDS[name].compute(spec, FLOAT64)
             except Exception as exc:  # the next framework may manage
-                failures.append(f"{name}: {type(exc).__name__}: {str(exc).splitlines()[0]}")
+                failures.append(f"{name}: {one_line(exc)}")
                 continue
             values = [np.asarray(output.loss), *map(np.asarray, output.grads.values())]
             if not all(np.isfinite(v).all() for v in values):

@@ -28,7 +28,7 @@ from .agreement import (
 from .backends import BACKENDS, missing_modules
 from .backends.base import Output, SkipBackend
 from .dtypes import DTYPES, DType
-from .errors import EXIT_AGREE, EXIT_BACKEND, EXIT_DISAGREE, EXIT_INCONCLUSIVE
+from .errors import EXIT_AGREE, EXIT_BACKEND, EXIT_DISAGREE, EXIT_INCONCLUSIVE, one_line
 from .lossfile import where_in_file
 from .params import element_names
 from .problem import Problem
@@ -359,7 +359,6 @@ def _flatten(problem: Problem, loss, grads) -> tuple[float | None, dict[str, flo
 
 
 def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    if isinstance(exc, OutputError | BackendTimeout):
-        return text[0]
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    if isinstance(exc, OutputError | BackendTimeout):  # gradcmp's own words: no type name
+        return str(exc).strip().splitlines()[0]
+    return one_line(exc)

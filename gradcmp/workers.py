@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from .environment import framework_state
+from .errors import one_line
 
 # The backends a worker takes: those that import a framework (the rest run here; they are
 # numpy or plain Python, quick to start and safe to run anywhere).
@@ -188,8 +189,7 @@ def _work(
                 setup(name)
                 set_up[name] = ""
             except Exception as exc:  # a broken install fails this backend, not the run
-                lines = str(exc).strip().splitlines()
-                set_up[name] = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+                set_up[name] = one_line(exc)
             connection.send(("setup", name, time.perf_counter() - start, set_up[name]))
             connection.send(("environment", framework_state()))
         if set_up[name]:
