@@ -17,7 +17,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -32,6 +31,7 @@ from .errors import one_line
 from .models import get_model
 from .params import Params
 from .problem import Problem
+from .workers import become_child, fork
 
 BANDWIDTH_BYTES = 256 * 2**20
 REFERENCE = "exact"  # -b exact: time the exact reference too
@@ -145,12 +145,7 @@ def _time_backend(name: str, problem: Problem, dtype: DType, repeat: int):
 
 
 def _child(name, problems, dtypes, repeat, bandwidth, connection, parent) -> None:
-    import signal
-
-    from .workers import _die_with_parent
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _die_with_parent(parent)
+    become_child(parent)
     setup_error = ""
     if name != REFERENCE:
         try:
@@ -218,14 +213,12 @@ def run_bench(
     measurements: list[Measurement] = []
     for name in backends:
         receiver, sender = context.Pipe(duplex=False)
-        sys.stdout.flush()
-        sys.stderr.flush()
         process = context.Process(
             target=_child,
             args=(name, problems, dtypes, repeat, bandwidth, sender, os.getpid()),
             daemon=True,
         )
-        process.start()
+        fork(process)
         sender.close()
         expected = len(problems) * len(dtypes)
         got = 0

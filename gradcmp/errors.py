@@ -56,3 +56,8 @@ def one_line(exc: BaseException) -> str:
     backend's or a framework's failure is shown in a result's note."""
     lines = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+def timed_out(seconds: float) -> str:
+    """The note of a backend call that ran past ``--timeout``."""
+    return f"timed out after {seconds:g} s (--timeout); the others still ran"

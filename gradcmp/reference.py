@@ -88,7 +88,11 @@ class Reference:
     unusable: dict[str, str] = field(default_factory=dict)
 
 
-def compute_reference(problem: Problem, dtypes: list[DType]) -> Reference:
+def compute_reference(
+    problem: Problem, dtypes: list[DType], unusable: dict[str, str] | None = None
+) -> Reference:
+    """The reference for each dtype; ``unusable`` (dtype → why no backend computes in it)
+    where the caller has worked it out already."""
     start = time.perf_counter()
     model, data, params = problem.model, problem.data, problem.params
     if model.exact is not None:
@@ -116,7 +120,8 @@ def compute_reference(problem: Problem, dtypes: list[DType]) -> Reference:
             X = np.array(columns, dtype=object).T.reshape(data.X.shape)
             return _evaluate_highprec(problem, exact_params, X, np.array(target, dtype=object))
 
-    unusable = {d.name: why for d in dtypes if (why := out_of_range(problem, d))}
+    if unusable is None:
+        unusable = {d.name: why for d in dtypes if (why := out_of_range(problem, d))}
     dtypes = [d for d in dtypes if d.name not in unusable]
     try:
         by_dtype: dict[str, ReferenceValues] = {}

@@ -28,7 +28,14 @@ from .agreement import (
 from .backends import BACKENDS, missing_modules
 from .backends.base import Output, SkipBackend
 from .dtypes import DTYPES, DType
-from .errors import EXIT_AGREE, EXIT_BACKEND, EXIT_DISAGREE, EXIT_INCONCLUSIVE, one_line
+from .errors import (
+    EXIT_AGREE,
+    EXIT_BACKEND,
+    EXIT_DISAGREE,
+    EXIT_INCONCLUSIVE,
+    one_line,
+    timed_out,
+)
 from .lossfile import where_in_file
 from .params import element_names
 from .problem import Problem
@@ -130,13 +137,11 @@ def run(
                 groups.setdefault(framework, []).append(call)
     forked = {call for group in groups.values() for call in group}
     timings["workers"] = sorted(groups)
-    for dtype in dtypes:  # computed once, shared with the workers' pages (fork copies nothing)
-        if dtype.name not in unusable:
-            problem.inputs(dtype)
+    # (out_of_range made every dtype's inputs already: the workers share those pages.)
     box: dict = {}
 
     def compute_the_reference() -> None:
-        box["reference"] = compute_reference(problem, dtypes)
+        box["reference"] = compute_reference(problem, dtypes, unusable)
 
     from_workers = run_in_workers(
         groups,
@@ -255,7 +260,7 @@ def _call(function, timeout: float | None):
     thread.join(timeout)
     if thread.is_alive():
         ABANDONED.append(thread)
-        raise BackendTimeout(f"timed out after {timeout:g} s (--timeout); the others still ran")
+        raise BackendTimeout(timed_out(timeout))
     if "error" in box:
         raise box["error"]
     return box["value"]

@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from .environment import framework_state
-from .errors import one_line
+from .errors import one_line, timed_out
 
 # The backends a worker takes: those that import a framework (the rest run here; they are
 # numpy or plain Python, quick to start and safe to run anywhere).
@@ -113,9 +113,6 @@ class _Worker:
 
     def start(self) -> None:
         receiver, sender = self.context.Pipe(duplex=False)
-        # Buffered output would be written twice, once by each process.
-        sys.stdout.flush()
-        sys.stderr.flush()
         self.process = self.context.Process(
             target=_work,
             args=(self.framework, self.pending, self.setup, self.execute, sender, receiver),
@@ -124,10 +121,7 @@ class _Worker:
         )
         self.connection = receiver
         self.started_call = None
-        # Ctrl-C during the fork would land in an at-fork hook, where Python drops it: hold it
-        # until the child exists (it is delivered, as KeyboardInterrupt, right after).
-        with _sigint_held():
-            self.process.start()
+        fork(self.process)
         sender.close()
 
     def stop(self) -> None:
@@ -152,6 +146,26 @@ def _sigint_held():
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
+def fork(process) -> None:
+    """``process.start()`` with Ctrl-C held during the fork (it would land in an at-fork hook,
+    where Python drops it; it is delivered, as KeyboardInterrupt, right after)."""
+    sys.stdout.flush()  # buffered output would be written twice, once by each process
+    sys.stderr.flush()
+    with _sigint_held():
+        process.start()
+
+
+def become_child(parent: int) -> None:
+    """What a forked gradcmp process (a worker, a benchmark) does first: leave Ctrl-C to the
+    main process, which ends it; end with the main process however that ends; send what the
+    code under test prints to stderr, since stdout carries the report (JSON, JUnit …)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _die_with_parent(parent)
+    sys.stdout.flush()
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+
+
 def _die_with_parent(parent: int) -> None:
     """End this worker when gradcmp ends, however it ends (SIGTERM from a CI job's cancel,
     SIGKILL): Linux's PR_SET_PDEATHSIG; elsewhere the pipe's end does it at the next send."""
@@ -170,15 +184,8 @@ def _work(
     framework: str, calls: list[Call], setup: Callable, execute: Callable, connection, theirs
 ) -> None:
     """The worker's body: set each backend up once, run its calls, send every event."""
-    parent = os.getppid()
-    # Ctrl-C reaches the whole process group; the main process answers it and ends us.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    _die_with_parent(parent)
+    become_child(os.getppid())
     theirs.close()  # the main process's end: only it reads
-    # What a loss prints goes to stderr: stdout carries the report (JSON, JUnit …).
-    sys.stdout.flush()
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     set_up: dict[str, str] = {}  # backend → why its setup failed, or ''
     for name, dtype in calls:
         if name not in set_up:
@@ -236,14 +243,10 @@ def _serve(workers: list[_Worker], results: WorkerResults, timeout, failed) -> N
     for worker in live:
         if worker.connection in ready:
             _receive(worker, results, failed, timeout)
-        elif (
-            timeout
-            and worker.started_call
-            and time.monotonic() >= worker.started_call[1] + (timeout)
-        ):
-            call, _ = worker.started_call
-            note = f"timed out after {timeout:g} s (--timeout); the others still ran"
-            _give_up_on(worker, call, failed(note), results)
+        elif timeout and worker.started_call:
+            call, started = worker.started_call
+            if time.monotonic() >= started + timeout:
+                _give_up_on(worker, call, failed(timed_out(timeout)), results)
 
 
 def _receive(worker: _Worker, results: WorkerResults, failed, timeout) -> None:
@@ -278,7 +281,7 @@ def _receive(worker: _Worker, results: WorkerResults, failed, timeout) -> None:
         _, call, outcome, finished = message
         _, started = worker.started_call
         if timeout is not None and finished - started > timeout:  # read late, ran too long
-            outcome = failed(f"timed out after {timeout:g} s (--timeout); the others still ran")
+            outcome = failed(timed_out(timeout))
         results.outcomes[call] = outcome
         worker.pending.remove(call)
         worker.started_call = None
