@@ -138,7 +138,7 @@ class LossFile:
 
 def run_gradcmp(loss: LossFile, rows: int, dtypes: str) -> dict:
     import gradcmp
-    from gradcmp import highprec
+    from gradcmp.reference import highprec
 
     counted = {"highprec": 0}
     original = highprec.value_and_grad

@@ -115,7 +115,7 @@ def _reset_peak() -> bool:
 def _time_backend(name: str, problem: Problem, dtype: DType, repeat: int):
     """(seconds per timed call, compile seconds, peak bytes added) for one backend × dtype."""
     if name == REFERENCE:
-        from .reference import compute_reference
+        from .reference.compute import compute_reference
 
         def call():
             start = time.perf_counter()

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
-from .exact import ChunkedExactData, ExactSource
+from .reference.exact import ChunkedExactData, ExactSource
 
 # Around a cell, ASCII spaces and tabs are ignored; other whitespace is an error.
 BLANKS = " \t"

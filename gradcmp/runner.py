@@ -39,7 +39,7 @@ from .errors import (
 from .lossfile import where_in_file
 from .params import element_names
 from .problem import Problem
-from .reference import Reference, compute_reference, out_of_range
+from .reference.compute import Reference, compute_reference, out_of_range
 from .workers import can_fork, framework_of, run_in_workers
 
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"

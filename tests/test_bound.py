@@ -21,7 +21,7 @@ from gradcmp.agreement import (
 )
 from gradcmp.backends import BACKENDS, missing_modules
 from gradcmp.dtypes import FLOAT32, FLOAT64
-from gradcmp.reference import compute_reference
+from gradcmp.reference.compute import compute_reference
 from gradcmp.runner import OK, run
 
 # Backends judged by the rounding rule (finite-diff is judged by its own truncation estimate).

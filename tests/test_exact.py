@@ -9,10 +9,10 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gradcmp import exact as exact_module
 from gradcmp.dtypes import FLOAT32, FLOAT64, floor_log2
-from gradcmp.exact import ExactColumn, ExactData
 from gradcmp.models import linear
+from gradcmp.reference import exact as exact_module
+from gradcmp.reference.exact import ExactColumn, ExactData
 
 finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
 
@@ -147,7 +147,7 @@ def test_the_reference_summed_in_parts_is_the_reference_summed_whole():
     from helpers import make_problem
 
     from gradcmp.dtypes import FLOAT32, FLOAT64
-    from gradcmp.reference import compute_reference
+    from gradcmp.reference.compute import compute_reference
 
     rng = np.random.default_rng(3)
     X = rng.standard_normal((50, 3)) * 2.0 ** rng.integers(-30, 30, (50, 3))

@@ -9,7 +9,7 @@ import pytest
 from gradcmp.agreement import measure
 from gradcmp.backends import BACKENDS
 from gradcmp.dtypes import FLOAT32, FLOAT64
-from gradcmp.reference import compute_reference
+from gradcmp.reference.compute import compute_reference
 from gradcmp.runner import OK, run
 
 # exact, by hand: r = −y at θ = 0; Σy² = 2731, Σy = 123, Σxy = 490, n = 6.

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..exact import ExactData
+from ..reference.exact import ExactData
 
 # loss(params, X, y, xp) -> 0-d array, written once against the array namespace ``xp``
 # (numpy, torch, jax.numpy); ``params`` maps names to that framework's arrays.

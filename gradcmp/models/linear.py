@@ -8,7 +8,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from ..exact import ExactData
+from ..reference.exact import ExactData
 from .base import DataShape, Model
 
 

@@ -8,7 +8,7 @@ from fractions import Fraction
 
 from ..agreement import Error, to_float, worst_output
 from ..params import element_names
-from ..reference import ReferenceValues
+from ..reference.compute import ReferenceValues
 from ..runner import Report, Result
 
 # An exact reference is also written as a fraction string when it is this short; long ones

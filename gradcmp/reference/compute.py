@@ -18,13 +18,14 @@ from fractions import Fraction
 
 import numpy as np
 
-from . import agreement, highprec
-from .agreement import to_float
-from .dtypes import DTYPES, FLOAT64, DType
-from .errors import InputError, one_line
+from .. import agreement
+from ..agreement import to_float
+from ..dtypes import DTYPES, FLOAT64, DType
+from ..errors import InputError, one_line
+from ..params import element_names
+from ..problem import Problem
+from . import highprec
 from .exact import CHUNK_ROWS, ChunkedExactData, ExactData, ExactSource
-from .params import element_names
-from .problem import Problem
 
 NAME = "exact"
 
@@ -251,7 +252,7 @@ def _float64_fallback(problem: Problem, why: str) -> tuple[str, str, ReferenceVa
     Its own error is unknown, so it carries no bound: results held against it are at best
     inconclusive, and their errors say how far they are from float64 autodiff.
     """
-    from .backends import BACKENDS, missing_modules
+    from ..backends import BACKENDS, missing_modules
 
     # The specification, not a side: drop the framework's own functions.
     spec = Problem(
