@@ -38,13 +38,14 @@ def compare(
     hidden: Sequence[int] | None = None,
     seed: int | None = None,
     timeout: float | None = None,
+    accept: float | None = None,
 ) -> Report:
     """Compute loss and gradient with each backend and hold them against the exact reference.
 
     Args:
         data: a CSV path, or an ``(X, y)`` pair of arrays (X of shape (n, d) or (n,)).
         model: a built-in model name (``gradcmp models``); default ``linear``.
-        loss: instead of ``model``, a loss file (DESIGN.md's contract: PARAMS, loss, …).
+        loss: instead of ``model``, a loss file (docs/design.md, "Loss files").
         params: initial values, ``{"theta1": 0.5}`` or ``["theta1=0.5"]``; default zeros.
         backends: names (list or comma-separated), or "all"; default the seed's four
             (native, torch-grad, torch-backward, jax-grad), a missing one skipped. A
@@ -54,6 +55,9 @@ def compare(
         strict: count inconclusive as a failure (``Report.exit_code`` 4).
         hidden, seed: the mlp's hidden sizes and initial-weight seed.
         timeout: seconds each backend call may take; past it, that result is ``failed``.
+        accept: for a port (a loss file with loss_torch and loss_jax), the relative
+            difference between the sides accepted as intended (still reported); default
+            the file's ``ACCEPT``, else 0.
 
     Returns:
         The Report: ``.verdict``, ``.results``, ``.exit_code``, ``.to_dict()`` (the JSON report).
@@ -71,6 +75,7 @@ def compare(
         model or "linear",
         None if loss is None else os.fspath(loss),
         {"hidden": hidden, "seed": seed},
+        accept,
     )
     return _run(
         dataset_source,
@@ -98,8 +103,9 @@ def run_from_options(
     model_options: Mapping[str, object] | None = None,
     timeout: float | None = None,
     workers: bool = False,
+    accept: float | None = None,
 ) -> Report:
-    chosen = _model(model, loss, model_options or {})
+    chosen = _model(model, loss, model_options or {}, accept)
     report = _run(data, None, target, chosen, backends, dtypes, params, strict, timeout, workers)
     if baseline:
         saved = baseline_module.load(baseline)
@@ -108,13 +114,20 @@ def run_from_options(
     return report
 
 
-def _model(model: str, loss: str | None, options: Mapping[str, object]):
+def _model(model: str, loss: str | None, options: Mapping[str, object], accept=None):
     """The Model to check: a loss file, or a built-in one with its options (mlp's sizes)."""
     given = {k: v for k, v in options.items() if v is not None}
+    if accept is not None and not (0.0 <= accept < 1.0):
+        raise UsageError(f"accept = {accept!r} is not a relative difference in [0, 1)")
     if loss is not None:
         if given:
             raise UsageError(f"--{next(iter(given))} applies to --model mlp, not to a loss file")
-        return lossfile.load(loss)
+        chosen = lossfile.load(loss)
+        if accept is not None:
+            chosen = dataclasses.replace(chosen, accept=accept)
+        return chosen
+    if accept is not None:
+        raise UsageError("--accept applies to a loss file with two sides (--loss), not a model")
     chosen = get_model(model)
     if chosen.name == "mlp":
         hidden = given.get("hidden")
@@ -155,7 +168,7 @@ def _run(
         chosen_model.validate(dataset)
     initial = Params.from_arrays(chosen_model.initial_params(dataset))
     problem = Problem(chosen_model, dataset, _with_params(initial, params))
-    if chosen_model.source != "built-in":
+    if chosen_model.source != "built-in" and chosen_model.loss is not None:
         lossfile.preflight(problem)
     report = run(
         problem,

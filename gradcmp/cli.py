@@ -162,6 +162,13 @@ def cli() -> None:
 )
 @click.option("--strict", is_flag=True, help="Fail (exit 4) on an inconclusive verdict.")
 @click.option(
+    "--accept",
+    type=click.FloatRange(min=0, max=1, max_open=True),
+    metavar="REL",
+    help="A port's sides may differ by this relative amount (still reported) [default: the "
+    "loss file's ACCEPT, else 0].",
+)
+@click.option(
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),
     callback=lambda ctx, param, value: _finite_seconds(value),
@@ -204,6 +211,7 @@ def run(
     report_dir,
     json_detail,
     strict,
+    accept,
     timeout,
     workers,
     timings,
@@ -233,6 +241,7 @@ def run(
         baseline=baseline_path,
         timeout=timeout,
         workers=workers,
+        accept=accept,
     )
     api.write_outputs(
         report, output_format, output, report_dir, save_baseline, json_detail, timings

@@ -1,13 +1,17 @@
-"""User loss files (``--loss FILE.py``): the contract of DESIGN.md, loaded into a Model.
+"""User loss files (``--loss FILE.py``): the contract of docs/design.md ("Loss files"), loaded into a Model.
 
 A loss file is code: gradcmp imports it the way pytest imports a conftest.py, so it runs with
 the user's permissions. It defines
 
-    PARAMS = {"theta0": 0.0, "w": [0.0, 0.0]}   # names → initial values (scalars, nested lists)
+    PARAMS = {"theta0": 0.0, "w": [0.0, 0.0]}   # names → initial values (scalars, nested lists),
+                                                # or a function returning them, or the path of
+                                                # an .npz/.safetensors file of named arrays
     def loss(params, X, y, xp): ...             # generic, written once against ``xp``
+                                                #   (optional when both ports' sides exist)
     def loss_torch(params, X, y): ...           # optional: one framework's own implementation
     def loss_jax(params, X, y): ...             #   (the two sides of a port)
     def loss_numpy(params, X, y): ...
+    ACCEPT = 1e-6                               # optional: a port difference accepted
     def grad_native(params, X, y): ...          # optional: hand-derived gradient, Python floats
 """
 
@@ -34,14 +38,7 @@ def load(path: str | Path) -> Model:
     params = getattr(module, "PARAMS", None)
     if params is None:
         raise InputError("defines no PARAMS", where=name, hint='add PARAMS = {"theta0": 0.0, ...}')
-    initial = _initial_params(params, name)
-    loss = getattr(module, "loss", None)
-    if not callable(loss):
-        raise InputError(
-            "defines no function loss(params, X, y, xp)",
-            where=name,
-            hint="the generic loss is the specification every side is held against",
-        )
+    initial = _initial_params(_params_mapping(params, path), name)
     framework_losses = {}
     for framework in FRAMEWORKS:
         own = getattr(module, f"loss_{framework}", None)
@@ -49,8 +46,20 @@ def load(path: str | Path) -> Model:
             if not callable(own):
                 raise InputError(f"loss_{framework} is not a function", where=name)
             framework_losses[framework] = own
+    loss = getattr(module, "loss", None)
+    if loss is not None and not callable(loss):
+        raise InputError("loss is not a function", where=name)
+    sides = [f for f in ("torch", "jax") if f in framework_losses]
+    if loss is None and len(sides) < 2:
+        raise InputError(
+            "defines no function loss(params, X, y, xp), and not both loss_torch and loss_jax",
+            where=name,
+            hint="write the generic loss, or the two sides of a port (loss_torch and loss_jax)",
+        )
+    accept = _accepted_difference(getattr(module, "ACCEPT", 0.0), name)
     grad_native = getattr(module, "grad_native", None)
-    doc = (loss.__doc__ or "").strip().splitlines()
+    first = loss if loss is not None else framework_losses[sides[0]]
+    doc = (first.__doc__ or module.__doc__ or "").strip().splitlines()
     shapes = {k: v.shape for k, v in initial.items()}
     return Model(
         name=path.name,
@@ -63,7 +72,60 @@ def load(path: str | Path) -> Model:
         framework_losses=framework_losses,
         initial=lambda shape: {k: v.copy() for k, v in initial.items()},
         source=name,
+        accept=accept,
     )
+
+
+def _params_mapping(params, path: Path):
+    """PARAMS as a mapping: a dict as written, the result of a function, or the named arrays of
+    an ``.npz`` or ``.safetensors`` file (a path relative to the loss file)."""
+    where = str(path)
+    if callable(params):
+        try:
+            params = params()
+        except Exception as exc:
+            raise InputError(
+                f"PARAMS() raised {type(exc).__name__}: {_first_line(exc)}",
+                where=where_in_file(exc, path),
+            ) from None
+    if isinstance(params, str | Path):
+        file = (path.parent / params) if not Path(params).is_absolute() else Path(params)
+        if not file.is_file():
+            raise InputError(
+                f"PARAMS names {str(params)!r}, which is not a file ({file})", where=where
+            )
+        try:
+            if file.suffix == ".safetensors":
+                from safetensors.numpy import load_file
+
+                return dict(load_file(str(file)))
+            with np.load(file, allow_pickle=False) as archive:
+                return {k: archive[k] for k in archive.files}
+        except ImportError:
+            raise InputError(
+                "PARAMS is a .safetensors file and the safetensors package is not installed",
+                where=where,
+                hint="pip install safetensors, or save the weights with numpy.savez",
+            ) from None
+        except Exception as exc:
+            raise InputError(
+                f"PARAMS file {file} cannot be read: {_first_line(exc)}",
+                where=where,
+                hint="give an .npz (numpy.savez) or .safetensors file of named arrays",
+            ) from None
+    return params
+
+
+def _accepted_difference(value, where: str) -> float:
+    """ACCEPT: the relative difference between a port's sides the user knowingly accepts
+    (an eps of 1e-6 against 1e-5); it is still reported, never hidden."""
+    try:
+        accept = float(value)
+    except (TypeError, ValueError):
+        accept = -1.0
+    if not (0.0 <= accept < 1.0):
+        raise InputError(f"ACCEPT = {value!r} is not a relative difference in [0, 1)", where=where)
+    return accept
 
 
 def _import(path: Path):

@@ -37,6 +37,7 @@ from .errors import (
     timed_out,
 )
 from .lossfile import where_in_file
+from .models.base import NoSuchSide
 from .params import element_names
 from .problem import Problem
 from .reference.compute import Reference, compute_reference, out_of_range
@@ -64,6 +65,7 @@ class Result:
     why: str = ""  # one line for a verdict other than agree
     side: str = ""  # the loss file's function that ran (loss, loss_torch, grad_native, …)
     missing: bool = False  # skipped because its framework is not installed
+    reference: str = ""  # what it was judged against: exact, highprec, or a side (loss_jax)
 
 
 @dataclass(frozen=True)
@@ -80,16 +82,24 @@ class Report:
     baseline: Any = None  # a baseline.BaselineComparison when run with --baseline
 
     def to_dict(self) -> dict:
-        """The JSON report (DESIGN.md, Contracts) as Python objects."""
+        """The JSON report (docs/design.md, "Contracts") as Python objects."""
         from .report.json import to_dict
 
         return to_dict(self)
 
     @property
+    def port(self):
+        """The port verdict (reference/port.py) of a loss file with two or more sides."""
+        return self.reference.port
+
+    @property
     def verdict(self) -> str:
-        """disagree if any result disagrees, else inconclusive if any is (or none ran), else
-        agree. Failed and skipped backends do not vote; they set the exit code instead."""
+        """disagree if any result disagrees or the port's sides compute different functions,
+        else inconclusive if any result is (or none ran), else agree. Failed and skipped
+        backends do not vote; they set the exit code instead."""
         verdicts = [r.verdict for r in self.results if r.status == OK]
+        if self.port is not None and self.port.fails:
+            verdicts.append(DISAGREE)
         return worst(verdicts) if verdicts else INCONCLUSIVE
 
     @property
@@ -287,7 +297,7 @@ def _execute(problem: Problem, name: str, dtype: DType, timeout: float | None) -
             output = _call(lambda: BACKENDS[name].compute(problem, dtype), timeout)
         seconds = time.perf_counter() - start
         loss, grads = _flatten(problem, output.loss, output.grads)
-    except SkipBackend as exc:
+    except (SkipBackend, NoSuchSide) as exc:
         return Outcome(SKIPPED, note=str(exc))
     except (Exception, SystemExit) as exc:  # the backend failed (a loss may even sys.exit)
         seconds = time.perf_counter() - start
@@ -306,7 +316,7 @@ def _judge(
     if outcome.status != OK:
         return Result(name, dtype.name, outcome.status, seconds=outcome.seconds, note=outcome.note)
     output, loss, grads, seconds = outcome.output, outcome.loss, outcome.grads, outcome.seconds
-    exact = reference.by_dtype[dtype.name]
+    judged_by, exact = reference.for_side(output.side, dtype.name)
     truth, rows = exact.outputs(), problem.data.rows
     # A hand-derived gradient may come without its loss value: then only gradients count.
     values = {"loss": loss, **grads} if loss is not None else dict(grads)
@@ -321,6 +331,14 @@ def _judge(
         notes.append(f"non-finite: {', '.join(non_finite)}")
     if output.run_seconds is not None:  # compiled: the call alone, compilation apart
         seconds = output.run_seconds
+    verdict, why = verdict_of(errors), explain(errors, truth, dtype, rows)
+    if verdict == DISAGREE and name in DERIVATIVE_FREE and (kinks := reference.kinks()):
+        # A difference quotient that straddles a kink measures neither one-sided slope: it
+        # cannot show a bug there (docs/design.md, "Kinks and ties").
+        kink = kinks[0]
+        where = f" at {kink.where}" if kink.where else ""
+        verdict = INCONCLUSIVE
+        why = f"{name} steps across a kink ({kink.kink}{where}); its slope there is no check"
     return Result(
         name,
         dtype.name,
@@ -331,10 +349,15 @@ def _judge(
         seconds=seconds,
         note="; ".join(notes),
         compile_seconds=output.compile_seconds,
-        verdict=verdict_of(errors),
-        why=explain(errors, truth, dtype, rows),
+        verdict=verdict,
+        why=why,
         side=output.side if problem.model.source != "built-in" else "",
+        reference=judged_by,
     )
+
+
+# Backends that difference the loss instead of differentiating it.
+DERIVATIVE_FREE = ("finite-diff", "complex-step")
 
 
 def _tau(exact, output, name: str, dtype: DType, rows: int) -> Fraction | None:

@@ -30,6 +30,10 @@ class ComplexStep:
 
     def compute(self, problem: Problem, dtype: DType) -> Output:
         f, theta, names, side, unflatten = numpy_loss(problem)
+        if side in ("loss_torch", "loss_jax"):
+            raise SkipBackend(
+                f"the complex step needs loss_numpy or a generic loss ({side} runs on real tensors)"
+            )
         grads = np.empty_like(theta)
         with np.errstate(all="ignore"):
             loss = f(theta)

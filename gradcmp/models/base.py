@@ -25,6 +25,10 @@ NativeFn = Callable[..., tuple[Any, dict[str, list[Any]]]]
 ExactFn = Callable[[Mapping[str, tuple[Fraction, ...]], ExactData], tuple[Fraction, dict]]
 
 
+class NoSuchSide(LookupError):
+    """A backend asked for a loss the model does not have (a port file without ``loss``)."""
+
+
 class ScalarMath:
     """exp, log, log1p, tanh in the native loops' own dtype: math for Python floats (float64),
     numpy's ufuncs for numpy and ml_dtypes scalars (which keep float32/float16/bfloat16)."""
@@ -72,7 +76,7 @@ class Model:
     description: str
     # DataShape -> {name: shape}
     param_shapes: Callable[[DataShape], dict[str, tuple[int, ...]]]
-    loss: LossFn
+    loss: LossFn | None  # None only for a loss file that has just the two sides of a port
     native: NativeFn | None = None
     # numpy_grad(params, X, y) -> (loss, {name: grad}): the hand-derived gradient, vectorised
     # with numpy arrays of the run's dtype (the ``numpy`` backend).
@@ -94,6 +98,8 @@ class Model:
     validate: Callable[[Any], None] | None = None
     # Where the model comes from: "built-in" or the loss file's path.
     source: str = "built-in"
+    # A port's sides may differ by this relative amount without failing (still reported).
+    accept: float = 0.0
 
     def initial_params(self, data) -> dict[str, np.ndarray]:
         """The starting point for a Dataset (or DataShape): the model's own, else zeros (as in
@@ -110,4 +116,11 @@ class Model:
         own = self.framework_losses.get(framework)
         if own is not None:
             return own, f"loss_{framework}"
+        if self.loss is None:
+            raise NoSuchSide(f"the loss file has no loss_{framework} and no generic loss")
         return (lambda params, X, y: self.loss(params, X, y, xp)), "loss" if named else ""
+
+    @property
+    def sides(self) -> list[str]:
+        """The port's framework sides this model has, in a fixed order: loss_torch, loss_jax."""
+        return [f"loss_{f}" for f in ("torch", "jax") if f in self.framework_losses]

@@ -18,50 +18,16 @@ from fractions import Fraction
 
 import numpy as np
 
-from .. import agreement
 from ..agreement import to_float
 from ..dtypes import DTYPES, FLOAT64, DType
 from ..errors import InputError, one_line
-from ..params import element_names
 from ..problem import Problem
 from . import highprec
 from .exact import CHUNK_ROWS, ChunkedExactData, ExactData, ExactSource
+from .sides import port_of, shadow_sides
+from .values import ReferenceValues, flattener, tracked_values
 
 NAME = "exact"
-
-
-@dataclass(frozen=True)
-class ReferenceValues:
-    loss: Fraction
-    grads: dict[str, Fraction]  # element name → exact value
-    # The agreement rule's M (output name → exact) and c (output name → roundings per row);
-    # empty for the inputs as written, which no backend receives.
-    magnitudes: dict[str, Fraction] = field(default_factory=dict)
-    depths: dict[str, int] = field(default_factory=dict)
-    underflow_weights: dict[str, Fraction] = field(default_factory=dict)
-    # For the high-precision reference: the running error coefficients per output, e for
-    # roundings and f for underflows.
-    coefficients: dict[str, float] = field(default_factory=dict)
-    underflows: dict[str, float] = field(default_factory=dict)
-
-    def bound(self, output: str, dtype: DType, rows: int) -> Fraction | None:
-        """τ for ``output`` computed in ``dtype`` (None: no bound is known, or it is ∞)."""
-        if self.depths:
-            return agreement.bound(
-                dtype,
-                rows,
-                self.depths[output],
-                self.magnitudes[output],
-                self.underflow_weights[output],
-            )
-        if self.coefficients:
-            return agreement.running_bound(
-                dtype, self.coefficients[output], self.underflows[output]
-            )
-        return None
-
-    def outputs(self) -> dict[str, Fraction]:
-        return {"loss": self.loss, **self.grads}
 
 
 @dataclass(frozen=True)
@@ -87,6 +53,21 @@ class Reference:
     seconds: float
     # dtype → why no backend can compute in it (an input overflows it)
     unusable: dict[str, str] = field(default_factory=dict)
+    # A port's sides, each judged by its own shadow evaluation (sides.py), and their verdict.
+    sides: dict = field(default_factory=dict)  # side name → sides.SideReference
+    port: object = None  # port.PortVerdict, where the loss file has two or more sides
+
+    def for_side(self, side: str, dtype: str) -> tuple[str, ReferenceValues]:
+        """(the reference's name, its values) a result computed by ``side`` is held against:
+        that side's own shadow evaluation where it has one, else the run's reference."""
+        own = self.sides.get(side)
+        if own is not None and dtype in own.by_dtype:
+            return side, own.by_dtype[dtype]
+        return self.name, self.by_dtype[dtype]
+
+    def kinks(self) -> list:
+        """Every step of every side evaluated exactly at a kink or tie."""
+        return [step for s in self.sides.values() if s.graph for step in s.graph.kinks()]
 
 
 def compute_reference(
@@ -96,6 +77,12 @@ def compute_reference(
     where the caller has worked it out already."""
     start = time.perf_counter()
     model, data, params = problem.model, problem.data, problem.params
+    if unusable is None:
+        unusable = {d.name: why for d in dtypes if (why := out_of_range(problem, d))}
+    usable = [d for d in dtypes if d.name not in unusable]
+    side_references = shadow_sides(problem, usable) if model.sides else {}
+    if model.loss is None:  # a port file with only its two sides: the first side is the truth
+        return reference_from_sides(problem, usable, unusable, side_references, start)
     if model.exact is not None:
         name, method = NAME, model.reference_method
 
@@ -121,9 +108,7 @@ def compute_reference(
             X = np.array(columns, dtype=object).T.reshape(data.X.shape)
             return _evaluate_highprec(problem, exact_params, X, np.array(target, dtype=object))
 
-    if unusable is None:
-        unusable = {d.name: why for d in dtypes if (why := out_of_range(problem, d))}
-    dtypes = [d for d in dtypes if d.name not in unusable]
+    dtypes = usable
     try:
         by_dtype: dict[str, ReferenceValues] = {}
         for dtype in dtypes:
@@ -144,6 +129,7 @@ def compute_reference(
     except highprec.NotDifferentiable as exc:
         raise _not_differentiable(problem, str(exc)) from None
     rounding = {d.name: _rounding(problem, d, as_written, by_dtype[d.name]) for d in dtypes}
+    generic = by_dtype.get(FLOAT64.name) if name != "float64" else None
     return Reference(
         name=name,
         method=method,
@@ -152,6 +138,44 @@ def compute_reference(
         rounding=rounding,
         seconds=time.perf_counter() - start,
         unusable=unusable,
+        sides=side_references,
+        port=port_of(problem, side_references, generic) if side_references else None,
+    )
+
+
+def reference_from_sides(
+    problem: Problem,
+    dtypes: list[DType],
+    unusable: dict[str, str],
+    sides: dict,
+    start: float,
+) -> Reference:
+    """The reference of a port file without a generic ``loss``: its first side with a shadow
+    reference (each side's results are held against their own side anyway); where no side has
+    one, float64 autodiff of the first side, without a bound."""
+    first = next((s for s in sides.values() if not s.failure), None)
+    if first is not None:
+        name, method, by_dtype = first.name, first.method, dict(first.by_dtype)
+        as_written = first.at_float64
+    elif all(s.nonfinite for s in sides.values()):
+        raise _not_differentiable(problem, "; ".join(s.failure for s in sides.values()))
+    else:
+        why = "; ".join(f"{s.name}: {s.failure}" for s in sides.values())
+        name, method, as_written = _float64_fallback(problem, why, spec_only=False)
+        by_dtype = {dtype.name: as_written for dtype in dtypes}
+    # The sides' tracers take float64 inputs: the input-rounding report measures against the
+    # float64 data (a decimal float64 cannot hold is not seen apart here).
+    rounding = {d.name: _rounding(problem, d, as_written, by_dtype[d.name]) for d in dtypes}
+    return Reference(
+        name=name,
+        method=method,
+        as_written=as_written,
+        by_dtype=by_dtype,
+        rounding=rounding,
+        seconds=time.perf_counter() - start,
+        unusable=unusable,
+        sides=sides,
+        port=port_of(problem, sides, None),
     )
 
 
@@ -168,23 +192,10 @@ def _exact_data(problem: Problem, dtype: DType) -> ChunkedExactData:
     return ChunkedExactData([ExactSource(X[:, j]) for j in range(X.shape[1])], ExactSource(y))
 
 
-def _flattener(problem: Problem):
-    shapes = {k: v.shape for k, v in problem.params.values.items()}
-
-    def flat(per_param: dict) -> dict:
-        return {
-            element: value
-            for name, values in per_param.items()
-            for element, value in zip(element_names(name, shapes[name]), values)
-        }
-
-    return flat
-
-
 def _evaluate_exact(
     problem: Problem, params: dict, data: ExactData, with_bounds: bool = True
 ) -> ReferenceValues:
-    model, flat = problem.model, _flattener(problem)
+    model, flat = problem.model, flattener(problem)
     loss, grads = model.exact(params, data)
     if not with_bounds:
         return ReferenceValues(loss, flat(grads))
@@ -202,39 +213,8 @@ def _evaluate_exact(
 
 
 def _evaluate_highprec(problem: Problem, params: dict, X, y) -> ReferenceValues:
-    flat = _flattener(problem)
     out, grads = highprec.value_and_grad(problem.model.loss, params, X, y)
-    shapes = {k: v.shape for k, v in problem.params.values.items()}
-    for name, g in grads.items():
-        if g.shape != shapes[name]:
-            raise highprec.UnsupportedOperation(f"gradient of {name} came out with shape {g.shape}")
-
-    def values(node) -> list[Fraction]:
-        return [highprec.to_fraction(v) for v in node.v.ravel()]
-
-    loss = highprec.to_fraction(out.v.reshape(())[()])
-    grad_values = flat({k: values(g) for k, g in grads.items()})
-    # Where the error analysis itself overflows (a 0·∞ in a coefficient), there is no bound:
-    # magnitude 0 and an infinite coefficient make that output inconclusive.
-    for node in (out, *grads.values()):
-        broken = ~(np.isfinite(node.a) & np.isfinite(node.e))
-        node.a = np.where(broken, 0.0, node.a)
-        node.e = np.where(broken, np.inf, node.e)
-    magnitudes = {
-        "loss": Fraction(float(out.a)),
-        **flat({k: [Fraction(a) for a in g.a.ravel().tolist()] for k, g in grads.items()}),
-    }
-    coefficients = {
-        "loss": float(out.e.real),
-        **flat({k: g.e.real.ravel().tolist() for k, g in grads.items()}),
-    }
-    underflows = {
-        "loss": float(out.e.imag),
-        **flat({k: g.e.imag.ravel().tolist() for k, g in grads.items()}),
-    }
-    return ReferenceValues(
-        loss, grad_values, magnitudes, coefficients=coefficients, underflows=underflows
-    )
+    return tracked_values(problem, out, grads)
 
 
 def _not_differentiable(problem: Problem, why: str) -> InputError:
@@ -245,7 +225,9 @@ def _not_differentiable(problem: Problem, why: str) -> InputError:
     )
 
 
-def _float64_fallback(problem: Problem, why: str) -> tuple[str, str, ReferenceValues]:
+def _float64_fallback(
+    problem: Problem, why: str, spec_only: bool = True
+) -> tuple[str, str, ReferenceValues]:
     """A float64 autodiff reference, for a loss the high-precision reference cannot evaluate.
 
     It differentiates the generic ``loss`` (the specification, not either side of a port).
@@ -254,10 +236,12 @@ def _float64_fallback(problem: Problem, why: str) -> tuple[str, str, ReferenceVa
     """
     from ..backends import BACKENDS, missing_modules
 
-    # The specification, not a side: drop the framework's own functions.
-    spec = Problem(
-        dataclasses.replace(problem.model, framework_losses={}), problem.data, problem.params
-    )
+    # The specification, not a side: drop the framework's own functions (unless the file has
+    # only its sides).
+    spec = problem
+    if spec_only:
+        model = dataclasses.replace(problem.model, framework_losses={})
+        spec = Problem(model, problem.data, problem.params)
     failures = []
     for name in ("torch-grad", "jax-grad"):
         if not missing_modules(BACKENDS[name]):
@@ -269,7 +253,7 @@ def _float64_fallback(problem: Problem, why: str) -> tuple[str, str, ReferenceVa
             values = [np.asarray(output.loss), *map(np.asarray, output.grads.values())]
             if not all(np.isfinite(v).all() for v in values):
                 raise _not_differentiable(problem, f"float64 autodiff by {name} gives NaN or inf")
-            flat = _flattener(problem)
+            flat = flattener(problem)
             grads = flat(
                 {
                     k: [Fraction(x) for x in np.ravel(np.asarray(v, dtype=np.float64)).tolist()]

@@ -1,4 +1,4 @@
-"""The JSON report (DESIGN.md, Contracts): one object, numbers that round-trip."""
+"""The JSON report (docs/design.md, "Contracts"): one object, numbers that round-trip."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from fractions import Fraction
 
 from ..agreement import Error, to_float, worst_output
 from ..params import element_names
-from ..reference.compute import ReferenceValues
+from ..reference.values import ReferenceValues
 from ..runner import Report, Result
 
 # An exact reference is also written as a fraction string when it is this short; long ones
@@ -81,6 +81,7 @@ def _result(r: Result, groups: dict[str, list[str]] | None = None) -> dict:
         "dtype": r.dtype,
         "status": r.status,
         "side": r.side,
+        "reference": r.reference or None,
         "verdict": r.verdict,
         "why": r.why,
         "loss": number(r.loss),
@@ -90,6 +91,22 @@ def _result(r: Result, groups: dict[str, list[str]] | None = None) -> dict:
         "compile_seconds": r.compile_seconds,
         "note": r.note,
     }
+
+
+def _port(report: Report) -> dict:
+    """The port object (docs/design.md, "JSON report"), with each side's reference."""
+    document = report.port.to_dict()
+    document["references"] = {
+        name: {
+            "method": side.method if not side.failure else None,
+            "failure": side.failure or None,
+            "steps": side.steps,
+            "seconds": side.seconds,
+            **(_values(side.at_float64, True) if side.at_float64 is not None else {}),
+        }
+        for name, side in report.reference.sides.items()
+    }
+    return document
 
 
 DETAILS = ("full", "summary")
@@ -145,6 +162,7 @@ def to_dict(report: Report, detail: str = "full") -> dict:
         },
         "detail": detail,
         "results": [_result(r, groups) for r in report.results],
+        **({"port": _port(report)} if report.port is not None else {}),
         "baseline": report.baseline.to_dict() if report.baseline else None,
         "timings": report.timings,
         "environment": report.environment,

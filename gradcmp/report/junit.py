@@ -34,6 +34,29 @@ def _xml_safe(text: str) -> str:
     return _INVALID_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
+def _port_case(suite: ET.Element, report: Report) -> None:
+    """One more testcase: whether the port's sides compute the same function."""
+    from .table import port_lines
+
+    port = report.port
+    case = ET.SubElement(
+        suite,
+        "testcase",
+        classname=f"gradcmp.{report.problem.model.name}.port",
+        name=f"port[{' vs '.join(port.sides)}]",
+        time="0",
+    )
+    text = "\n".join(port_lines(report))
+    if port.fails:
+        ET.SubElement(
+            case, "failure", message=port.note, type=f"Port{port.verdict.title()}"
+        ).text = text
+        suite.set("failures", str(int(suite.get("failures")) + 1))
+    else:
+        ET.SubElement(case, "system-out").text = text
+    suite.set("tests", str(int(suite.get("tests")) + 1))
+
+
 def render(report: Report) -> str:
     problem = report.problem
     suite = ET.Element(
@@ -78,6 +101,8 @@ def render(report: Report) -> str:
                 ET.SubElement(case, "failure", message=r.why, type="Inconclusive").text = r.why
             else:
                 ET.SubElement(case, "system-out").text = f"inconclusive: {r.why}"
+    if report.port is not None:
+        _port_case(suite, report)
     for element in suite.iter():
         element.attrib = {k: _xml_safe(v) for k, v in element.attrib.items()}
         if element.text:

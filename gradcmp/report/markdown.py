@@ -8,6 +8,7 @@ from .table import (
     baseline_lines,
     error_lines,
     header_lines,
+    port_lines,
     reference_rows,
     rounding_lines,
     verdict_lines,
@@ -47,5 +48,6 @@ def render(report: Report) -> str:
     lines.append("")
     lines += [f"- {_escape(line.strip())}" for line in rounding_lines(report)]
     lines += [f"- {_escape(line.strip())}" for line in baseline_lines(report)]
+    lines += [f"- {_escape(line.strip())}" for line in port_lines(report)]
     lines += [f"- {_escape(line.strip())}" for line in verdict_lines(report)]
     return "\n".join(lines) + "\n"

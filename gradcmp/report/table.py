@@ -157,8 +157,18 @@ def header_lines(report: Report) -> list[str]:
         f"data {data.path}: {data.rows} rows, {data.features} feature{plural} ({features}), "
         f"target {data.target}",
         f"params: {', '.join(shown[:6])}{more}",
-        f"reference: {report.reference.method}, on the values each dtype receives",
+        f"reference: {_reference_words(report)}, on the values each dtype receives",
     ]
+
+
+def _reference_words(report: Report) -> str:
+    sides = [name for name, s in report.reference.sides.items() if not s.failure]
+    if not sides:
+        return report.reference.method
+    own = f"each side ({', '.join(sides)}) by the shadow evaluation of its own graph"
+    if report.problem.model.loss is None:
+        return own
+    return f"{own}; others by the generic loss's {report.reference.method}"
 
 
 def _flat_values(report: Report):
@@ -196,6 +206,26 @@ def verdict_lines(report: Report) -> list[str]:
         if r.note:
             kind = "note" if r.status == OK else r.status
             lines.append(f"  {r.backend} {r.dtype}: {kind}: {r.note}")
+    return lines
+
+
+def port_lines(report: Report) -> list[str]:
+    """The port verdict: whether the sides compute the same function, where they part, and
+    the kinks and ties they were evaluated at (nothing for a file with one side)."""
+    port = report.port
+    if port is None:
+        return []
+    lines = [f"port ({' vs '.join(port.sides)}): {port.verdict}: {port.note}"]
+    for d in port.divergence:
+        where = f" at {d.file}:{d.line}" if d.file else ""
+        code = f": {d.code}" if d.code else ""
+        lines.append(f"  {d.side} parts{where} ({d.op}, {d.phase}, rel {d.rel:.1e}){code}")
+    for k in port.kinks:
+        where = f" {k.file}:{k.line}" if k.file else ""
+        lines.append(f"  kink, {k.side}{where} ({k.op}): {k.note}")
+    for name, side in report.reference.sides.items():
+        if side.failure:
+            lines.append(f"  {name}: {side.failure}")
     return lines
 
 
@@ -243,6 +273,8 @@ def render(report: Report, console: Console, plain: bool = False, timings: bool 
     for line in rounding_lines(report):
         console.print(line, highlight=False, markup=False)
     for line in baseline_lines(report):
+        console.print(line, highlight=False, markup=False)
+    for line in port_lines(report):
         console.print(line, highlight=False, markup=False)
     style = VERDICT_STYLE.get(report.verdict, "")
     for i, line in enumerate(verdict_lines(report)):

@@ -1,0 +1,185 @@
+"""A port's sides, each held against its own exact semantics (docs/design.md, "Ports").
+
+Every framework side of a loss file (``loss_torch``, ``loss_jax``) is traced and
+shadow-evaluated (``shadow``): its own graph, forward and backward, in high precision with
+the running error bound. That is the side's reference in each dtype; a backend that ran the
+side is judged against it, so a framework kernel that departs from its own graph beyond τ is
+a framework bug, while a side that computes another function than its twin is a *port*
+difference, found by comparing the sides' references with each other (``port``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..dtypes import FLOAT64, DType
+from ..errors import one_line
+from ..params import element_names
+from ..problem import Problem
+from . import highprec
+from .values import ReferenceValues, tracked_values
+
+# framework → (module of gradcmp.reference, its shadow function)
+TRACERS = {"torch": ("trace_torch", "shadow_torch"), "jax": ("trace_jax", "shadow_jax")}
+
+# Where no side has a high-precision reference, the sides' float64 autodiff values are compared
+# with each other without a bound: a relative difference beyond this is not float64 rounding of
+# any loss a person would write (it is ~10⁸ float64 ulps), so the port is called different.
+FALLBACK_DIFFERENT = 1e-8
+
+
+@dataclass(frozen=True)
+class SideReference:
+    name: str  # loss_torch | loss_jax
+    framework: str
+    by_dtype: dict[str, ReferenceValues]  # per dtype the run computes in
+    at_float64: ReferenceValues | None  # at the float64 inputs (the port verdict's point)
+    graph: object = None  # the ShadowGraph at the float64 inputs
+    failure: str = ""  # why the side has no shadow reference ('' when it has one)
+    nonfinite: bool = False  # the failure is a NaN or inf the side's own program makes
+    seconds: float = 0.0
+    steps: int = 0
+
+    @property
+    def method(self) -> str:
+        return (
+            f"shadow evaluation of {self.name}'s own {self.framework} graph, forward and "
+            f"backward ({highprec.PRECISION_BITS}-bit MPFR, running error bound)"
+        )
+
+
+@dataclass(frozen=True)
+class FallbackValues:
+    """A side's float64 autodiff values, where no side could be shadow-evaluated."""
+
+    loss: float
+    grads: dict[str, float] = field(default_factory=dict)
+
+
+def shadow_sides(problem: Problem, dtypes: list[DType]) -> dict[str, SideReference]:
+    """Each framework side's shadow reference in each dtype (and at the float64 inputs)."""
+    return {side: _shadow_side(problem, side, dtypes) for side in problem.model.sides}
+
+
+def _shadow_side(problem: Problem, side: str, dtypes: list[DType]) -> SideReference:
+    framework = side.removeprefix("loss_")
+    start = time.perf_counter()
+    function = problem.model.framework_losses[framework]
+    by_dtype: dict[str, ReferenceValues] = {}
+    at_float64, graph, steps = None, None, 0
+    try:
+        module_name, shadow_name = TRACERS[framework]
+        shadow = getattr(importlib.import_module(f"{__package__}.{module_name}"), shadow_name)
+        seen: list[tuple[tuple, ReferenceValues]] = []
+        for dtype in [FLOAT64, *(d for d in dtypes if d != FLOAT64)]:
+            X, y = (np.asarray(a, dtype=np.float64) for a in problem.inputs(dtype))
+            params = {
+                k: np.asarray(v, dtype=np.float64)
+                for k, v in problem.params.as_dtype(dtype).items()
+            }
+            key = (X.tobytes(), y.tobytes(), *(p.tobytes() for p in params.values()))
+            values = next((v for k, v in seen if k == key), None)
+            if values is None:
+                g = shadow(function, params, X, y, side=side, user_file=problem.model.source)
+                values = tracked_values(problem, g.loss, g.grads)
+                seen.append((key, values))
+                if dtype == FLOAT64:
+                    graph, at_float64, steps = g, values, len(g.steps)
+            if any(d == dtype for d in dtypes):
+                by_dtype[dtype.name] = values
+    except highprec.NotDifferentiable as exc:
+        return SideReference(side, framework, {}, None, failure=str(exc), nonfinite=True)
+    except highprec.UnsupportedOperation as exc:
+        return SideReference(side, framework, {}, None, failure=f"no shadow evaluation: {exc}")
+    except ImportError as exc:
+        return SideReference(side, framework, {}, None, failure=f"cannot trace: {exc}")
+    except Exception as exc:  # the side's program itself fails: its backends will say where
+        return SideReference(side, framework, {}, None, failure=f"tracing: {one_line(exc)}")
+    seconds = time.perf_counter() - start
+    return SideReference(side, framework, by_dtype, at_float64, graph, seconds=seconds, steps=steps)
+
+
+def port_of(problem: Problem, sides: dict[str, SideReference], generic: ReferenceValues | None):
+    """The port verdict of the sides (and of the generic ``loss`` where it has a reference)."""
+    from .port import port_verdict, unknown
+
+    names = tuple(sides) + (("loss",) if problem.model.loss is not None else ())
+    broken = [s for s in sides.values() if s.failure]
+    if not broken:
+        references = {name: s.at_float64 for name, s in sides.items()}
+        if generic is not None:
+            references["loss"] = generic
+        graphs = {name: s.graph for name, s in sides.items()}
+        return port_verdict(references, graphs, accept=problem.model.accept, rows=problem.data.rows)
+    finite = [s for s in sides.values() if not s.nonfinite and not s.failure]
+    nonfinite = [s for s in sides.values() if s.nonfinite]
+    if nonfinite and finite:  # one side makes a NaN or inf that its twin does not
+        return _one_side_nonfinite(names, nonfinite, finite)
+    return _fallback_comparison(problem, names, broken, unknown)
+
+
+def _one_side_nonfinite(names, nonfinite, finite):
+    from .port import Difference, PortVerdict
+
+    bad = nonfinite[0]
+    good = finite[0]
+    note = f"{bad.failure}; {good.name} is finite there"
+    difference = Difference((good.name, bad.name), math.inf, "loss", math.inf, "")
+    return PortVerdict("different", names, (difference,), (), (), note)
+
+
+def _fallback_comparison(problem: Problem, names, broken, unknown):
+    """No high-precision reference for some side: compare the sides' float64 autodiff values
+    with each other (no bound, so only a difference no rounding explains counts)."""
+    from ..backends import BACKENDS, missing_modules
+    from .port import Difference, PortVerdict
+
+    why = "; ".join(f"{s.name}: {s.failure}" for s in broken)
+    values = {}
+    for side, backend in (("loss_torch", "torch-grad"), ("loss_jax", "jax-grad")):
+        if side in problem.model.sides and not missing_modules(BACKENDS[backend]):
+            try:
+                output = BACKENDS[backend].compute(problem, FLOAT64)
+            except Exception:  # the backend row reports its own failure
+                continue
+            grads = {
+                e: float(x)
+                for k, v in output.grads.items()
+                for e, x in zip(
+                    element_names(k, np.shape(v)), np.ravel(np.asarray(v, dtype=np.float64))
+                )
+            }
+            values[side] = (float(np.asarray(output.loss)), grads)
+    if len(values) < 2:
+        return unknown(names, why)
+    (a, (loss_a, grads_a)), (b, (loss_b, grads_b)) = values.items()
+    loss_rel = _rel(loss_a, loss_b)
+    worst, worst_rel = "loss", loss_rel
+    for k in grads_a:
+        rel = _rel(grads_a[k], grads_b.get(k, math.nan))
+        if rel > worst_rel or worst == "loss":
+            worst, worst_rel = k, rel
+    top = max(loss_rel, worst_rel)
+    if not top > FALLBACK_DIFFERENT or top <= problem.model.accept:
+        return unknown(names, f"{why} (their float64 autodiff values agree to {top:.1e})")
+    note = (
+        f"{b} computes a different function: float64 autodiff of the sides differs by "
+        f"{top:.1%} (loss rel {loss_rel:.1e}, worst gradient {worst} rel {worst_rel:.1e}); no "
+        f"exact reference ({why})"
+    )
+    difference = Difference((a, b), loss_rel, worst, worst_rel, "")
+    return PortVerdict("different", names, (difference,), (), (), note)
+
+
+def _rel(a: float, b: float) -> float:
+    if a == b:
+        return 0.0
+    if math.isnan(a) or math.isnan(b):
+        return math.inf
+    scale = max(abs(a), abs(b))
+    return abs(a - b) / scale if scale and math.isfinite(scale) else math.inf

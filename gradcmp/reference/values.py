@@ -1,0 +1,98 @@
+"""The values a reference gives: exact outputs with the agreement rule's pieces."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+
+from .. import agreement
+from ..dtypes import DType
+from ..params import element_names
+from ..problem import Problem
+from . import highprec
+
+
+@dataclass(frozen=True)
+class ReferenceValues:
+    loss: Fraction
+    grads: dict[str, Fraction]  # element name → exact value
+    # The agreement rule's M (output name → exact) and c (output name → roundings per row);
+    # empty for the inputs as written, which no backend receives.
+    magnitudes: dict[str, Fraction] = field(default_factory=dict)
+    depths: dict[str, int] = field(default_factory=dict)
+    underflow_weights: dict[str, Fraction] = field(default_factory=dict)
+    # For the high-precision reference: the running error coefficients per output, e for
+    # roundings and f for underflows.
+    coefficients: dict[str, float] = field(default_factory=dict)
+    underflows: dict[str, float] = field(default_factory=dict)
+
+    def bound(self, output: str, dtype: DType, rows: int) -> Fraction | None:
+        """τ for ``output`` computed in ``dtype`` (None: no bound is known, or it is ∞)."""
+        if self.depths:
+            return agreement.bound(
+                dtype,
+                rows,
+                self.depths[output],
+                self.magnitudes[output],
+                self.underflow_weights[output],
+            )
+        if self.coefficients:
+            return agreement.running_bound(
+                dtype, self.coefficients[output], self.underflows[output]
+            )
+        return None
+
+    def outputs(self) -> dict[str, Fraction]:
+        return {"loss": self.loss, **self.grads}
+
+
+def flattener(problem: Problem):
+    shapes = {k: v.shape for k, v in problem.params.values.items()}
+
+    def flat(per_param: dict) -> dict:
+        return {
+            element: value
+            for name, values in per_param.items()
+            for element, value in zip(element_names(name, shapes[name]), values)
+        }
+
+    return flat
+
+
+def tracked_values(problem: Problem, out, grads) -> ReferenceValues:
+    """ReferenceValues of a high-precision loss and gradient (Tracked, with their running
+    error coefficients and magnitudes)."""
+    flat = flattener(problem)
+    shapes = {k: v.shape for k, v in problem.params.values.items()}
+    for name, g in grads.items():
+        if g.shape != shapes[name]:
+            raise highprec.UnsupportedOperation(f"gradient of {name} came out with shape {g.shape}")
+
+    def values(node) -> list[Fraction]:
+        return [highprec.to_fraction(v) for v in node.v.ravel()]
+
+    loss = highprec.to_fraction(out.v.reshape(())[()])
+    grad_values = flat({k: values(g) for k, g in grads.items()})
+    # Where the error analysis itself overflows (a 0·∞ in a coefficient), there is no bound:
+    # magnitude 0 and an infinite coefficient make that output inconclusive.
+    for node in (out, *grads.values()):
+        broken = ~(np.isfinite(node.a) & np.isfinite(node.e))
+        node.a = np.where(broken, 0.0, node.a)
+        node.e = np.where(broken, np.inf, node.e)
+    magnitudes = {
+        "loss": Fraction(float(out.a)),
+        **flat({k: [Fraction(a) for a in g.a.ravel().tolist()] for k, g in grads.items()}),
+    }
+    coefficients = {
+        "loss": float(out.e.real),
+        **flat({k: g.e.real.ravel().tolist() for k, g in grads.items()}),
+    }
+    underflows = {
+        "loss": float(out.e.imag),
+        **flat({k: g.e.imag.ravel().tolist() for k, g in grads.items()}),
+    }
+    return ReferenceValues(
+        loss, grad_values, magnitudes, coefficients=coefficients, underflows=underflows
+    )
