@@ -332,6 +332,10 @@ def _judge(
     if output.run_seconds is not None:  # compiled: the call alone, compilation apart
         seconds = output.run_seconds
     verdict, why = verdict_of(errors), explain(errors, truth, dtype, rows)
+    if verdict == DISAGREE and judged_by in reference.sides:
+        # Held against its own side's exact graph: not a port difference but a computation
+        # that departs from what its graph says (a kernel, or a narrowing cast in the graph).
+        why = f"{why}, against {judged_by}'s own graph"
     if verdict == DISAGREE and name in DERIVATIVE_FREE and (kinks := reference.kinks()):
         # A difference quotient that straddles a kink measures neither one-sided slope: it
         # cannot show a bug there (docs/design.md, "Kinks and ties").

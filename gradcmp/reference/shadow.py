@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import linecache
 import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,14 +73,16 @@ def source_line(file: str, line: int) -> str:
 
 
 def user_location(frames: list[tuple[str, int]], user_file: str) -> tuple[str, int]:
-    """The innermost (file, line) of ``frames`` (outermost first) inside ``user_file``, else
-    the innermost frame outside the frameworks' and gradcmp's own code, else ('', 0)."""
+    """The (file, line) a step was written at: the innermost of ``frames`` (outermost first)
+    in the user's own code — outside the frameworks, installed packages and gradcmp — so
+    that a loss file calling its own port module points into that module; else the innermost
+    frame in ``user_file``; else ('', 0)."""
+    own = [(f, n) for f, n in frames if not _library(f)]
+    if own:
+        return own[-1]
     target = _resolved(user_file)
     inside = [(f, n) for f, n in frames if _resolved(f) == target]
-    if inside:
-        return inside[-1]
-    foreign = [(f, n) for f, n in frames if not _library(f)]
-    return foreign[-1] if foreign else ("", 0)
+    return inside[-1] if inside else ("", 0)
 
 
 def _resolved(path: str) -> str:
@@ -89,11 +92,20 @@ def _resolved(path: str) -> str:
         return path
 
 
-_LIBRARIES = ("site-packages", "dist-packages", "/torch/", "/jax/", "/jaxlib/", "/gradcmp/")
+_GRADCMP = str(Path(__file__).resolve().parent.parent)
 
 
 def _library(path: str) -> bool:
-    return path.startswith("<") or any(part in path for part in _LIBRARIES)
+    """Code that is not the user's: installed packages, Python's own, gradcmp."""
+    if path.startswith("<"):
+        return True
+    resolved = _resolved(path)
+    return (
+        "site-packages" in resolved
+        or "dist-packages" in resolved
+        or resolved.startswith(_GRADCMP + "/")
+        or resolved.startswith(sys.base_prefix + "/lib/")
+    )
 
 
 def why_not_finite(op: str, inputs: list[np.ndarray], output: np.ndarray) -> str:

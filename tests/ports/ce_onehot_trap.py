@@ -1,0 +1,25 @@
+"""ce_onehot: softmax regression, F.cross_entropy → JAX one-hot. Data: data/labels3.csv."""
+
+DATA = "labels3.csv"
+
+PARAMS = {
+    "W": [[0.4, -0.3, 0.2], [-0.5, 0.6, 0.1], [0.3, 0.2, -0.7], [0.1, -0.4, 0.5]],
+    "b": [0.1, 0.0, -0.1],
+}
+
+
+def loss_torch(params, X, y):
+    import torch.nn.functional as F
+
+    logits = X @ params["W"] + params["b"]
+    return F.cross_entropy(logits, y.long())
+
+
+def loss_jax(params, X, y):
+    import jax
+    import jax.numpy as jnp
+
+    logits = X @ params["W"] + params["b"]
+    onehot = jax.nn.one_hot(y.astype(int), 3)
+    logp = jax.nn.log_softmax(logits)
+    return -jnp.mean(onehot * logp)  # TRAP: mean over the classes too: the loss is divided by k

@@ -1,0 +1,19 @@
+"""l2_half: optax.l2_loss regression, JAX → torch. Data: data/features4.csv."""
+
+DATA = "features4.csv"
+
+PARAMS = {"w": [0.6, -0.4, 0.3, 0.2], "b": 0.1}
+
+
+def loss_torch(params, X, y):
+    import torch.nn.functional as F
+
+    prediction = X @ params["w"] + params["b"]
+    return F.mse_loss(prediction, y) / 2
+
+
+def loss_jax(params, X, y):
+    import jax.numpy as jnp
+
+    prediction = X @ params["w"] + params["b"]
+    return jnp.mean(0.5 * (prediction - y) ** 2)

@@ -1,0 +1,29 @@
+"""leaky_zero: default leaky-ReLU MLP, torch → JAX. Data: data/ties4.csv (u0 = 0 in row 1)."""
+
+DATA = "ties4.csv"
+
+PARAMS = {
+    "W1": [[1.0, 0.5, -0.25], [-1.0, 0.25, 0.5], [0.0, -0.75, 0.25], [0.0, 0.5, 1.0]],
+    "b1": [0.0, 0.125, -0.375],
+    "w2": [0.75, -0.5, 0.25],
+    "b2": 0.5,
+}
+
+
+def loss_torch(params, X, y):
+    import torch.nn.functional as F
+
+    u = X @ params["W1"] + params["b1"]
+    h = F.leaky_relu(u)
+    prediction = h @ params["w2"] + params["b2"]
+    return F.mse_loss(prediction, y)
+
+
+def loss_jax(params, X, y):
+    import jax
+    import jax.numpy as jnp
+
+    u = X @ params["W1"] + params["b1"]
+    h = jax.nn.leaky_relu(u)  # KINK: at u = 0 jax.nn.leaky_relu takes slope 1, torch 0.01
+    prediction = h @ params["w2"] + params["b2"]
+    return jnp.mean((prediction - y) ** 2)
