@@ -5,10 +5,11 @@ the error of a correctly rounded result is reported as at most 0.5 ULP, never as
 the subtraction. ULPs are those of the dtype the backend computed in: the seed's float32
 gradient −20.500001907348633 is 1 float32 ULP from −20.5 (in float64 ULPs it would be 2**29).
 
-The agreement rule (docs/design.md, "The agreement rule"). Each output is a sum over n rows of per-row
-terms, each computed with at most c roundings. For any summation order — sequential, pairwise,
-blocked, numpy's, torch's, XLA's — Higham's bound (Accuracy and Stability of Numerical
-Algorithms, 2nd ed., §3.1 and §4.2, with Lemma 3.3 to combine the γ's) gives
+The agreement rule (docs/design.md, "The agreement rule"). Each output is a sum over n rows
+of per-row terms, each computed with at most c roundings. For any summation order —
+sequential, pairwise, blocked, numpy's, torch's, XLA's — Higham's bound (Accuracy and
+Stability of Numerical Algorithms, 2nd ed., §3.1 and §4.2, with Lemma 3.3 to combine the γ's)
+gives
 
     |computed − exact| ≤ τ = γ_{n−1+c}(u) · M + W·η,   γ_m(u) = m·u / (1 − m·u),
 

@@ -1,4 +1,5 @@
-"""One error type whose subclasses carry the exit code the CLI returns (docs/design.md, "Contracts")."""
+"""One error type whose subclasses carry the exit code the CLI returns (docs/design.md,
+"Contracts")."""
 
 from __future__ import annotations
 

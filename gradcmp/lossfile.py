@@ -1,4 +1,5 @@
-"""User loss files (``--loss FILE.py``): the contract of docs/design.md ("Loss files"), loaded into a Model.
+"""User loss files (``--loss FILE.py``): the contract of docs/design.md ("Loss files"), loaded
+into a Model.
 
 A loss file is code: gradcmp imports it the way pytest imports a conftest.py, so it runs with
 the user's permissions. It defines
@@ -230,10 +231,21 @@ def preflight(problem) -> None:
         with np.errstate(all="ignore"):
             value = model.loss(params, X, y, np)
     except Exception as exc:
+        hint = "check PARAMS' shapes against the data's features"
+        # xp.erf, xp.linalg.foo: numpy (xp here) raises AttributeError naming itself as obj.
+        owner = getattr(getattr(exc, "obj", None), "__name__", None)
+        if isinstance(exc, AttributeError) and isinstance(owner, str):
+            if owner == "numpy" or owner.startswith("numpy."):
+                function = f"xp{owner[len('numpy') :]}.{exc.name}"
+                hint = (
+                    f"{function} is not in numpy's namespace, and the generic loss runs with "
+                    "numpy, JAX, torch and gradcmp's reference as xp: use the functions they "
+                    "share, the array API's (docs/ports.md lists them)"
+                )
         raise InputError(
             f"loss() raised {type(exc).__name__}: {_first_line(exc)}",
             where=where_in_file(exc, model.source),
-            hint="check PARAMS' shapes against the data's features",
+            hint=hint,
         ) from None
     kind = np.asarray(value).dtype.kind if value is not None else "O"
     if kind not in "fiu" and not hasattr(value, "dtype"):

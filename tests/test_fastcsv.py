@@ -188,7 +188,7 @@ def test_the_reference_and_rounding_report_are_the_same_from_either_reader(rows)
     assert fast is not None and not isinstance(fast, str)
     model = get_model("linear")
     from gradcmp.reference import compute as reference
-    from gradcmp.reference import exact
+    from gradcmp.reference import exact, rounding
 
     references = []
     for dataset, part_rows in ((fast, 1 << 14), (fast, 3), (slow, 1 << 14)):
@@ -197,6 +197,7 @@ def test_the_reference_and_rounding_report_are_the_same_from_either_reader(rows)
         with (  # also in parts of 3 rows (3 decimal cells)
             patch.object(reference, "CHUNK_ROWS", part_rows),
             patch.object(exact, "CHUNK_ROWS", part_rows),
+            patch.object(rounding, "CHUNK_ROWS", part_rows),
         ):
             references.append(compute_reference(problem, [FLOAT32, FLOAT64]))
     a, parts, b = references

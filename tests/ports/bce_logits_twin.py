@@ -1,4 +1,4 @@
-"""bce_logits: logistic regression, torch BCE → JAX logits form. Data: data/binary4.csv."""
+"""bce_logits: logistic regression, torch BCE on probabilities → JAX. Data: data/binary4.csv."""
 
 DATA = "binary4.csv"
 
@@ -18,5 +18,5 @@ def loss_jax(params, X, y):
     import jax
     import jax.numpy as jnp
 
-    z = X @ params["w"] + params["b"]
-    return jnp.mean(jax.nn.softplus(z) - y * z)
+    p = jax.nn.sigmoid(X @ params["w"] + params["b"])
+    return jnp.mean(-(y * jnp.log(p) + (1 - y) * jnp.log1p(-p)))

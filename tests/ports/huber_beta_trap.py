@@ -16,5 +16,5 @@ def loss_jax(params, X, y):
     import jax.numpy as jnp
 
     a = jnp.abs(X @ params["w"] + params["b"] - y)
-    huber = jnp.where(a < 0.5, 0.5 * a**2, 0.5 * (a - 0.25))
-    return jnp.mean(huber)  # TRAP: Huber(delta) = beta * smooth_l1(beta): the 1/beta dropped
+    huber = jnp.where(a < 0.5, 0.5 * a**2, 0.5 * (a - 0.25))  # TRAP: Huber(δ) = β·smooth_l1: no 1/β
+    return jnp.mean(huber)

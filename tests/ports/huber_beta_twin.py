@@ -16,5 +16,5 @@ def loss_jax(params, X, y):
     import jax.numpy as jnp
 
     a = jnp.abs(X @ params["w"] + params["b"] - y)
-    huber = jnp.where(a < 0.5, 0.5 * a**2, 0.5 * (a - 0.25))
-    return jnp.mean(huber / 0.5)
+    huber = jnp.where(a < 0.5, 0.5 * a**2 / 0.5, a - 0.25)
+    return jnp.mean(huber)

@@ -1,0 +1,196 @@
+"""Matrix products on float64 BLAS, exactly; BLAS on one thread meanwhile.
+
+A product of two object arrays costs one MPFR multiply and one add per term, some 150 ns
+each with Python's object protocol around them. Instead the operands are cut into integer
+limbs (fixed point per row of x and per column of y), the limbs multiplied by float64
+matrix products — exact, since every partial sum is an integer below 2**53 — and the
+products recombined as Python integers: each element of x @ y is its exact value, rounded
+once to the working precision.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import functools
+import glob
+import os
+from collections.abc import Iterator
+
+import gmpy2
+import numpy as np
+
+from .tracked import _ONE, _ZERO
+
+# The most limbs one number may need (its row's spread of binary orders plus its significant
+# bits): beyond, the product is computed element by element.
+LIMB_LIMIT = 48
+
+
+def _decompose(values: np.ndarray, floats: np.ndarray):
+    """Each element of ``values`` (2-d, mpfr; ``floats`` their float64 roundings) as
+    sign · mantissa · 2**low with an odd mantissa (0 for 0), and top = low + its bit length;
+    the mantissas a uint64 array when every value is a float64 number, else Python ints.
+    Returns (sign, mantissa, low, top, nonzero, width): width is the most bits a row spans."""
+    rows, k = values.shape
+    if np.array_equal(values, floats.astype(object)):  # float64 numbers: in numpy
+        fraction, top = np.frexp(floats)  # |fraction| in [1/2, 1): 53 significant bits
+        mantissa = np.abs(np.ldexp(fraction, 53)).astype(np.uint64)
+        sign = np.sign(floats)
+        trailing = _trailing_zeros(mantissa)
+        mantissa >>= trailing.astype(np.uint64)
+        low = top.astype(np.int64) - 53 + trailing
+        top = top.astype(np.int64)
+        nonzero = mantissa != 0
+    else:
+        sign, mantissa, low, top = [], [], [], []
+        for value in values.ravel().tolist():
+            m, e = value.as_mantissa_exp()
+            m = abs(int(m))
+            tz = gmpy2.bit_scan1(m) or 0
+            m >>= tz
+            sign.append(-1.0 if value < 0 else 1.0)
+            mantissa.append(m)
+            low.append(int(e) + tz)
+            top.append(int(e) + tz + m.bit_length())
+        sign = np.array(sign).reshape(rows, k)
+        low = np.array(low, dtype=np.int64).reshape(rows, k)
+        top = np.array(top, dtype=np.int64).reshape(rows, k)
+        nonzero = np.array([m != 0 for m in mantissa]).reshape(rows, k)
+    row_top = np.max(np.where(nonzero, top, np.iinfo(np.int64).min), axis=1, initial=0)
+    row_low = np.min(np.where(nonzero, low, np.iinfo(np.int64).max), axis=1, initial=0)
+    width = int(np.max(np.where(nonzero.any(axis=1), row_top - row_low, 0), initial=0))
+    return sign, mantissa, low, row_top, nonzero, width
+
+
+def _limbs(decomposed, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rows in fixed point: values[r, k] = 2**scale[r] · Σ_l limbs[l, r, k]·2**(bits·l),
+    the limbs signed integers of magnitude < 2**bits (float64)."""
+    sign, mantissa, low, row_top, nonzero, width = decomposed
+    rows, k = sign.shape
+    count = max(-(-width // bits), 1)
+    scale = np.where(nonzero.any(axis=1), row_top, 0) - count * bits
+    shift = np.where(nonzero, low - scale[:, None], 0)  # ≥ 0: the value's bits start there
+    if isinstance(mantissa, np.ndarray):
+        limbs = np.empty((count, rows, k))
+        mask = np.uint64(2**bits - 1)
+        for limb in range(count):
+            offset = limb * bits - shift  # where this limb starts, in the mantissa's bits
+            right = (mantissa >> np.clip(offset, 0, 63).astype(np.uint64)) & mask
+            left = (mantissa << np.clip(-offset, 0, 63).astype(np.uint64)) & mask
+            part = np.where(offset >= 0, np.where(offset < 64, right, 0), left)
+            limbs[limb] = np.where(-offset >= bits, 0, part)
+        return limbs * sign, scale
+    size = count * bits // 8
+    raw = b"".join(
+        (m << s).to_bytes(size, "little") for m, s in zip(mantissa, shift.ravel().tolist())
+    )
+    octets = np.frombuffer(raw, dtype=np.uint8).reshape(rows * k, count, bits // 8)
+    limbs = np.zeros((rows * k, count))
+    for i in range(bits // 8):
+        limbs += octets[:, :, i] * float(256**i)
+    return limbs.T.reshape(count, rows, k) * sign, scale
+
+
+def _trailing_zeros(m: np.ndarray) -> np.ndarray:
+    """The number of trailing zero bits of each uint64 (0 for 0)."""
+    lowest = m & (~m + np.uint64(1))  # the lowest set bit
+    return np.where(m == 0, 0, np.log2(np.maximum(lowest, 1)).astype(np.int64))
+
+
+def _exact_matmul(xv, xf, yv, yf) -> np.ndarray | None:
+    """x @ y for 2-d object arrays of finite mpfr (xf, yf: their float64 roundings), each
+    element the exact sum of the exact products, rounded once; None where the limbs do not
+    fit (the caller multiplies element by element)."""
+    k = xv.shape[1]
+    if not (np.isfinite(xf).all() and np.isfinite(yf).all()):
+        return None
+    left, right = _decompose(xv, xf), _decompose(yv.T, yf.T)
+    # The widest limbs (24, 16 or 8 bits) for which one digit of the product — the sum over
+    # the limb pairs l + m = d and over k — stays below 2**53 in every order: float64 matrix
+    # products compute it exactly.
+    for bits in (24, 16, 8):
+        n_x, n_y = (max(-(-side[-1] // bits), 1) for side in (left, right))
+        if min(n_x, n_y) * k * (2**bits - 1) ** 2 < 2**53:
+            break
+    else:
+        return None
+    if max(n_x, n_y) > LIMB_LIMIT:
+        return None
+    (x_limbs, x_scale), (y_limbs, y_scale) = _limbs(left, bits), _limbs(right, bits)
+    rows, columns = x_limbs.shape[1], y_limbs.shape[1]
+    digits = n_x + n_y - 1
+    # Digit d of the product: Σ over l + m = d of x_limbs[l] @ y_limbs[m]ᵀ, one matrix
+    # product of the limbs side by side.
+    sums = np.empty((digits, rows, columns), dtype=np.int64)
+    for d in range(digits):
+        pairs = range(max(0, d - n_y + 1), min(d, n_x - 1) + 1)
+        x_side = np.concatenate([x_limbs[m] for m in pairs], axis=1)
+        y_side = np.concatenate([y_limbs[d - m] for m in pairs], axis=1)
+        sums[d] = x_side @ y_side.T
+    # Carry into base-2**bits digits (floor division: the digits are ≥ 0, the carry signed),
+    # then each element's integer from its bytes: digits little-endian, the carry on top in
+    # two's complement.
+    carry = np.zeros((rows, columns), dtype=np.int64)
+    mask = np.int64(2**bits - 1)
+    octets = bits // 8
+    size = rows * columns
+    buffer = np.empty((size, digits * octets + 8), dtype=np.uint8)
+    for d in range(digits):
+        total = sums[d] + carry
+        digit = (total & mask).astype("<u4").reshape(size, 1)
+        buffer[:, d * octets : (d + 1) * octets] = digit.view(np.uint8)[:, :octets]
+        carry = total >> bits
+    buffer[:, digits * octets :] = carry.astype("<i8").reshape(size, 1).view(np.uint8)
+    raw, width = buffer.tobytes(), buffer.shape[1]
+    integers = np.array(
+        [
+            int.from_bytes(raw[i : i + width], "little", signed=True)
+            for i in range(0, size * width, width)
+        ],
+        dtype=object,
+    )
+    # 0 + n rounds once; ×2**e is exact (and ten times faster than mul_2exp).
+    exponents, which = np.unique(x_scale[:, None] + y_scale[None, :], return_inverse=True)
+    powers = np.array([gmpy2.mul_2exp(_ONE, e) for e in exponents.tolist()], dtype=object)
+    return ((integers + _ZERO) * powers[which.ravel()]).reshape(rows, columns)
+
+
+@contextlib.contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    """numpy's OpenBLAS on one thread while the reference runs. Its matrix products here are
+    small, and where the other cores are busy (gradcmp's backend workers run beside the
+    reference) a second BLAS thread waiting for a core makes them several times slower."""
+    calls = _blas_thread_calls()
+    if calls is None:
+        yield
+        return
+    get, set_ = calls
+    previous = get()
+    set_(1)
+    try:
+        yield
+    finally:
+        set_(previous)
+
+
+@functools.cache
+def _blas_thread_calls():
+    """(get_num_threads, set_num_threads) of the OpenBLAS inside numpy's wheel, or None."""
+    root = os.path.dirname(np.__file__)
+    paths = glob.glob(os.path.join(root, os.pardir, "numpy.libs", "*openblas*"))
+    paths += glob.glob(os.path.join(root, ".dylibs", "*openblas*"))
+    for path in paths:
+        try:
+            library = ctypes.CDLL(path)  # already loaded by numpy: the same library
+        except OSError:
+            continue
+        for name in ("scipy_openblas", "openblas"):
+            for suffix in ("64_", ""):
+                get = getattr(library, f"{name}_get_num_threads{suffix}", None)
+                set_ = getattr(library, f"{name}_set_num_threads{suffix}", None)
+                if get is not None and set_ is not None:
+                    get.restype, get.argtypes = ctypes.c_int, []
+                    set_.restype, set_.argtypes = None, [ctypes.c_int]
+                    return get, set_
+    return None
