@@ -401,8 +401,8 @@ def main() -> None:
         code = exc.code if isinstance(exc.code, int) else 1
     else:
         code = 0
-    runner = sys.modules.get("gradcmp.runner")
-    if runner is not None and any(t.is_alive() for t in runner.ABANDONED):
+    timeouts = sys.modules.get("gradcmp.timeouts")
+    if timeouts is not None and any(t.is_alive() for t in timeouts.ABANDONED):
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)

@@ -6,7 +6,6 @@ import contextlib
 import dataclasses
 import math
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -34,13 +33,14 @@ from .errors import (
     EXIT_DISAGREE,
     EXIT_INCONCLUSIVE,
     one_line,
-    timed_out,
 )
 from .lossfile import where_in_file
 from .models.base import NoSuchSide
 from .params import element_names
 from .problem import Problem
 from .reference.compute import Reference, compute_reference, out_of_range
+from .reference.sides import compare_float64_rows
+from .timeouts import BackendTimeout, call_with_timeout
 from .workers import can_fork, framework_of, run_in_workers
 
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
@@ -80,17 +80,14 @@ class Report:
     environment: dict
     strict: bool = False  # inconclusive is an error (exit 4), not a warning
     baseline: Any = None  # a baseline.BaselineComparison when run with --baseline
+    # The port verdict (reference/port.py) of a loss file with two or more framework sides.
+    port: Any = None
 
     def to_dict(self) -> dict:
         """The JSON report (docs/design.md, "Contracts") as Python objects."""
         from .report.json import to_dict
 
         return to_dict(self)
-
-    @property
-    def port(self):
-        """The port verdict (reference/port.py) of a loss file with two or more sides."""
-        return self.reference.port
 
     @property
     def verdict(self) -> str:
@@ -151,7 +148,7 @@ def run(
     box: dict = {}
 
     def compute_the_reference() -> None:
-        box["reference"] = compute_reference(problem, dtypes, unusable)
+        box["reference"] = compute_reference(problem, dtypes, unusable, timeout)
 
     from_workers = run_in_workers(
         groups,
@@ -211,7 +208,21 @@ def run(
         timings=timings,
         environment={**environment.describe(), **from_workers.environment},
         strict=strict,
+        port=_port(problem, reference, results),
     )
+
+
+def _port(problem: Problem, reference: Reference, results: list[Result]):
+    """The reference's port verdict; where a side had no shadow evaluation (``unknown``), the
+    sides' own float64 autodiff rows compared with each other."""
+    port = reference.port
+    if port is None or port.verdict != "unknown":
+        return port
+    rows = {}
+    for r in results:
+        if r.status == OK and r.dtype == "float64" and r.side in port.sides and r.loss is not None:
+            rows.setdefault(r.side, (r.loss, r.grads))
+    return compare_float64_rows(port, problem, rows)
 
 
 def _note_jit_versus_eager(results: list[Result], reference: Reference) -> list[Result]:
@@ -243,39 +254,6 @@ def _note_jit_versus_eager(results: list[Result], reference: Reference) -> list[
     return noted
 
 
-class BackendTimeout(Exception):
-    """A backend ran past --timeout."""
-
-
-# Threads of backends that timed out and still run. Native code (XLA, BLAS) in them can abort
-# the interpreter's shutdown, so the CLI ends the process directly while any is alive.
-ABANDONED: list[threading.Thread] = []
-
-
-def _call(function, timeout: float | None):
-    """``function()``, or BackendTimeout after ``timeout`` seconds. A backend that hangs is
-    left running in a daemon thread (Python cannot stop a thread) and ends with the process."""
-    if timeout is None:
-        return function()
-    box: dict = {}
-
-    def target():
-        try:
-            box["value"] = function()
-        except BaseException as exc:  # handed back to the calling thread below
-            box["error"] = exc
-
-    thread = threading.Thread(target=target, daemon=True, name="gradcmp-backend")
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
-        ABANDONED.append(thread)
-        raise BackendTimeout(timed_out(timeout))
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
-
-
 @dataclass(frozen=True)
 class Outcome:
     """What one backend call gave, before it is judged: small and picklable (a worker sends
@@ -294,7 +272,7 @@ def _execute(problem: Problem, name: str, dtype: DType, timeout: float | None) -
     try:
         # What a loss prints goes to stderr: stdout carries the report (JSON, JUnit …).
         with contextlib.redirect_stdout(sys.stderr):
-            output = _call(lambda: BACKENDS[name].compute(problem, dtype), timeout)
+            output = call_with_timeout(lambda: BACKENDS[name].compute(problem, dtype), timeout)
         seconds = time.perf_counter() - start
         loss, grads = _flatten(problem, output.loss, output.grads)
     except (SkipBackend, NoSuchSide) as exc:
@@ -336,6 +314,12 @@ def _judge(
         # Held against its own side's exact graph: not a port difference but a computation
         # that departs from what its graph says (a kernel, or a narrowing cast in the graph).
         why = f"{why}, against {judged_by}'s own graph"
+        graph = reference.sides[judged_by].graph
+        narrowing = [s for s in graph.steps if s.narrows] if graph is not None else []
+        if narrowing and dtype.name == "float64":
+            s = narrowing[0]
+            code = f" (`{s.code}`)" if s.code else ""
+            why += f": it casts to {s.narrows} at {s.where}{code} inside a float64 run"
     if verdict == DISAGREE and name in DERIVATIVE_FREE and (kinks := reference.kinks()):
         # A difference quotient that straddles a kink measures neither one-sided slope: it
         # cannot show a bug there (docs/design.md, "Kinks and ties").

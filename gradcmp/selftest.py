@@ -287,17 +287,13 @@ class PortOutcome:
     name: str
     side: str
     exit_code: int
-    named: list[str]  # "side: output" for each disagreeing row
+    found: str  # what named the side: "port: line 12 (div)" or "rows: casts to float32"
+    on_its_line: bool  # the port's divergence on that side is the planted line (or a row says)
     other_side_agrees: bool
 
     @property
     def caught(self) -> bool:
-        return (
-            self.exit_code == 1
-            and bool(self.named)
-            and all(n.startswith(f"{self.side}:") for n in self.named)
-            and self.other_side_agrees
-        )
+        return self.exit_code == 1 and self.on_its_line and self.other_side_agrees
 
 
 def run_port_selftest(directory) -> tuple[int, list[PortOutcome]]:
@@ -315,14 +311,25 @@ def run_port_selftest(directory) -> tuple[int, list[PortOutcome]]:
     clean = check("clean", PORT).exit_code
     outcomes = []
     for name, side, old, new in PORT_BUGS:
-        report = check(name, PORT.replace(old, new))
+        text = PORT.replace(old, new)
+        line = text[: text.index(new)].count("\n") + 1
+        report = check(name, text)
+        port = report.port
         off = [r for r in report.results if r.status == OK and r.verdict == DISAGREE]
-        named = [f"{r.side}: {r.why.split(' is ')[0]}" for r in off]
+        located = [d for d in port.divergence if d.side == side]
+        if port.verdict == "different" and located:
+            found = f"port: line {located[0].line} ({located[0].op})"
+            on_its_line = located[0].line == line and port.note.startswith(side)
+        elif off and all(r.side == side for r in off):  # a row departs from its own graph
+            found = f"rows: {off[0].why.split(': ')[-1].split(' at ')[0]}"
+            on_its_line = all(f"at {report.problem.model.source}:{line}" in r.why for r in off)
+        else:
+            found, on_its_line = f"port {port.verdict}", False
         other = "loss_torch" if side == "loss_jax" else "loss_jax"
         other_agrees = all(
             r.verdict != DISAGREE for r in report.results if r.status == OK and r.side == other
         )
-        outcomes.append(PortOutcome(name, side, report.exit_code, sorted(set(named)), other_agrees))
+        outcomes.append(PortOutcome(name, side, report.exit_code, found, on_its_line, other_agrees))
     return clean, outcomes
 
 
@@ -334,15 +341,15 @@ def render_ports(clean: int, outcomes: list[PortOutcome], console) -> None:
     table = Table(
         box=box.SIMPLE_HEAD, title="port bugs planted on one side of a loss file (float64)"
     )
-    for column in ("planted bug", "on", "exit", "disagreeing rows name", "other side", "caught"):
-        table.add_column(column, no_wrap=column != "disagreeing rows name")
+    for column in ("planted bug", "on", "exit", "located by", "other side", "caught"):
+        table.add_column(column, no_wrap=column != "located by")
     table.add_row("clean", "—", str(clean), "—", "agrees", Text("—"))
     for o in outcomes:
         table.add_row(
             o.name,
             o.side,
             str(o.exit_code),
-            ", ".join(o.named),
+            o.found,
             "agrees" if o.other_side_agrees else "DISAGREES",
             Text("caught" if o.caught else "MISSED", style="green" if o.caught else "bold red"),
         )

@@ -163,7 +163,10 @@ def become_child(parent: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _die_with_parent(parent)
     sys.stdout.flush()
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    try:
+        os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):  # streams without a descriptor (CliRunner)
+        sys.stdout = sys.stderr
 
 
 def _die_with_parent(parent: int) -> None:
@@ -295,3 +298,48 @@ def _give_up_on(worker: _Worker, call: Call, outcome, results: WorkerResults) ->
     # Backends set up before are set up again in the new worker (their setup is an import).
     if worker.pending:
         worker.start()
+
+
+def _run_and_send(function: Callable, connection, theirs) -> None:
+    become_child(os.getppid())
+    theirs.close()
+    try:
+        connection.send(("done", function()))
+    except BaseException as exc:  # handed back as a note; the child ends either way
+        connection.send(("error", one_line(exc)))
+    connection.close()
+
+
+def run_in_child(function: Callable, timeout: float | None):
+    """``function()`` in a forked child process, its (picklable) result sent back; for code
+    that may crash or hang gradcmp (the user's loss, run while tracing it). Raises
+    ``ChildFailed`` with a note when it raised, ran past ``timeout`` or died."""
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(
+        target=_run_and_send, args=(function, sender, receiver), daemon=True, name="gradcmp-trace"
+    )
+    fork(process)
+    sender.close()
+    try:
+        if not receiver.poll(timeout):
+            raise ChildFailed(timed_out(timeout))
+        try:
+            kind, value = receiver.recv()
+        except (EOFError, OSError):
+            process.join(5)
+            code = process.exitcode
+            how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+            raise ChildFailed(f"its process died ({how})") from None
+        if kind == "error":
+            raise ChildFailed(value)
+        return value
+    finally:
+        if process.is_alive():
+            process.kill()
+        process.join()
+        receiver.close()
+
+
+class ChildFailed(Exception):
+    """What ``run_in_child`` ran raised, ran too long, or died."""

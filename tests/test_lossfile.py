@@ -35,22 +35,31 @@ def test_clean_port_agrees(tmp_path):
 @pytest.mark.parametrize(("name", "side", "old", "new"), PORT_BUGS, ids=[b[0] for b in PORT_BUGS])
 def test_port_bug_is_caught_in_float64_on_its_side(tmp_path, name, side, old, new):
     assert old in PORT
-    path = write(tmp_path, PORT.replace(old, new))
-    result = invoke("run", "--loss", path, "--dtype", "float64", "--format", "plain")
+    text = PORT.replace(old, new)
+    line = text[: text.index(new)].count("\n") + 1  # the planted line, 1-based
+    path = write(tmp_path, text)
+    result = invoke("run", "--loss", path, "--dtype", "float64", "--format", "json")
     assert result.exit_code == 1, result.output
-    lines = result.output.splitlines()
-    # The verdict lines name the backend, the side that is off and the parameter (or loss).
-    off = [line for line in lines if ": disagree: " in line]
-    assert off and all(f"({side}): disagree: " in line for line in off), off
-    assert all(
-        line.split(": disagree: ")[1].split(" is ")[0] in {"loss", "theta0", "theta1"}
-        for line in off
-    )
-    # The other side still agrees.
+    report = json.loads(result.output)
+    port = report["port"]
+    assert port["sides"] == ["loss_torch", "loss_jax", "loss"]
     other = "loss_torch" if side == "loss_jax" else "loss_jax"
-    report = json.loads(
-        invoke("run", "--loss", path, "--dtype", "float64", "--format", "json").output
-    )
+    if name == "float32-downcast":
+        # The same function, computed in float32 inside a float64 run: that side's rows
+        # depart from their own graph, and say where the cast is.
+        assert port["verdict"] == "same"
+        off = [r for r in report["results"] if r["verdict"] == "disagree"]
+        assert off and all(r["side"] == side and r["reference"] == side for r in off)
+        assert all(f"casts to float32 at {path}:{line}" in r["why"] for r in off)
+    else:
+        # A different function: the port names the side that parts from the others, and the
+        # line where it parts; every row agrees with its own side's graph.
+        assert port["verdict"] == "different"
+        assert port["note"].startswith(f"{side} computes a different function")
+        (located,) = [d for d in port["divergence"] if d["side"] == side]
+        assert (located["file"], located["line"]) == (path, line)
+        assert located["code"] == text.splitlines()[line - 1].strip()
+        assert all(r["verdict"] == "agree" for r in report["results"] if r["side"] == side)
     assert {r["verdict"] for r in report["results"] if r["side"] == other} == {"agree"}
 
 

@@ -58,18 +58,22 @@ class Reference:
 
 
 def compute_reference(
-    problem: Problem, dtypes: list[DType], unusable: dict[str, str] | None = None
+    problem: Problem,
+    dtypes: list[DType],
+    unusable: dict[str, str] | None = None,
+    timeout: float | None = None,
 ) -> Reference:
     """The reference for each dtype; ``unusable`` (dtype → why no backend computes in it)
-    where the caller has worked it out already."""
+    where the caller has worked it out already. ``timeout`` bounds the tracing of each side
+    of a port (it runs the user's code)."""
     start = time.perf_counter()
     model, data, params = problem.model, problem.data, problem.params
     if unusable is None:
         unusable = {d.name: why for d in dtypes if (why := out_of_range(problem, d))}
     usable = [d for d in dtypes if d.name not in unusable]
-    side_references = shadow_sides(problem, usable) if model.sides else {}
+    side_references = shadow_sides(problem, usable, timeout) if model.sides else {}
     if model.loss is None:  # a port file with only its two sides: the first side is the truth
-        return reference_from_sides(problem, usable, unusable, side_references, start)
+        return reference_from_sides(problem, usable, unusable, side_references, start, timeout)
     if model.exact is not None:
         name, method = NAME, model.reference_method
 
@@ -136,6 +140,7 @@ def reference_from_sides(
     unusable: dict[str, str],
     sides: dict,
     start: float,
+    timeout: float | None = None,
 ) -> Reference:
     """The reference of a port file without a generic ``loss``: its first side with a shadow
     reference (each side's results are held against their own side anyway); where no side has

@@ -43,6 +43,8 @@ class Step:
     code: str = ""  # that line's source text, stripped
     kink: str = ""  # non-empty where the op ran exactly at a kink or tie: what, and the
     # framework's convention there ("relu at 0: torch gives slope 0")
+    narrows: str = ""  # a cast to a narrower float dtype ("float32"): the exact value is kept,
+    # but a float64 run computes in that dtype from here
 
     @property
     def where(self) -> str:

@@ -10,6 +10,7 @@ difference, found by comparing the sides' references with each other (``port``).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import math
 import time
@@ -19,8 +20,8 @@ import numpy as np
 
 from ..dtypes import FLOAT64, DType
 from ..errors import one_line
-from ..params import element_names
 from ..problem import Problem
+from ..timeouts import BackendTimeout, call_with_timeout
 from . import highprec
 from .values import ReferenceValues, tracked_values
 
@@ -61,9 +62,48 @@ class FallbackValues:
     grads: dict[str, float] = field(default_factory=dict)
 
 
-def shadow_sides(problem: Problem, dtypes: list[DType]) -> dict[str, SideReference]:
-    """Each framework side's shadow reference in each dtype (and at the float64 inputs)."""
-    return {side: _shadow_side(problem, side, dtypes) for side in problem.model.sides}
+def shadow_sides(
+    problem: Problem, dtypes: list[DType], timeout: float | None = None
+) -> dict[str, SideReference]:
+    """Each framework side's shadow reference in each dtype (and at the float64 inputs).
+    Tracing runs the side's own code, so it runs in a forked child where that is safe (a
+    crash or a hang there fails the sides, not gradcmp); past ``timeout`` seconds it is left
+    and the side has no shadow reference."""
+    from ..workers import ChildFailed, can_fork, run_in_child
+
+    if can_fork("torch") and can_fork("jax"):
+        try:
+            return run_in_child(lambda: _portable(_traced(problem, dtypes, None)), timeout)
+        except ChildFailed as exc:
+            return {
+                side: SideReference(
+                    side, side.removeprefix("loss_"), {}, None, failure=f"tracing: {exc}"
+                )
+                for side in problem.model.sides
+            }
+    return _traced(problem, dtypes, timeout)
+
+
+def _portable(sides: dict[str, SideReference]) -> dict[str, SideReference]:
+    """What a child sends back: the graphs' steps, not their high-precision outputs (those
+    are in the ReferenceValues already)."""
+    for side in sides.values():
+        if side.graph is not None:
+            side.graph.loss, side.graph.grads = None, {}
+    return sides
+
+
+def _traced(problem: Problem, dtypes: list[DType], timeout) -> dict[str, SideReference]:
+    sides = {}
+    for side in problem.model.sides:
+        try:
+            sides[side] = call_with_timeout(
+                lambda side=side: _shadow_side(problem, side, dtypes), timeout, "gradcmp-trace"
+            )
+        except BackendTimeout as exc:
+            framework = side.removeprefix("loss_")
+            sides[side] = SideReference(side, framework, {}, None, failure=f"tracing {exc}")
+    return sides
 
 
 def _shadow_side(problem: Problem, side: str, dtypes: list[DType]) -> SideReference:
@@ -104,7 +144,11 @@ def _shadow_side(problem: Problem, side: str, dtypes: list[DType]) -> SideRefere
     return SideReference(side, framework, by_dtype, at_float64, graph, seconds=seconds, steps=steps)
 
 
-def port_of(problem: Problem, sides: dict[str, SideReference], generic: ReferenceValues | None):
+def port_of(
+    problem: Problem,
+    sides: dict[str, SideReference],
+    generic: ReferenceValues | None,
+):
     """The port verdict of the sides (and of the generic ``loss`` where it has a reference)."""
     from .port import port_verdict, unknown
 
@@ -120,7 +164,7 @@ def port_of(problem: Problem, sides: dict[str, SideReference], generic: Referenc
     nonfinite = [s for s in sides.values() if s.nonfinite]
     if nonfinite and finite:  # one side makes a NaN or inf that its twin does not
         return _one_side_nonfinite(names, nonfinite, finite)
-    return _fallback_comparison(problem, names, broken, unknown)
+    return unknown(names, "; ".join(f"{s.name}: {s.failure}" for s in broken))
 
 
 def _one_side_nonfinite(names, nonfinite, finite):
@@ -133,31 +177,15 @@ def _one_side_nonfinite(names, nonfinite, finite):
     return PortVerdict("different", names, (difference,), (), (), note)
 
 
-def _fallback_comparison(problem: Problem, names, broken, unknown):
-    """No high-precision reference for some side: compare the sides' float64 autodiff values
-    with each other (no bound, so only a difference no rounding explains counts)."""
-    from ..backends import BACKENDS, missing_modules
+def compare_float64_rows(port, problem: Problem, rows: dict[str, tuple[float, dict]]):
+    """An ``unknown`` port (some side has no shadow reference) judged from the sides' own
+    float64 autodiff results, ``rows``: side → (loss, {element: gradient}). There is no bound,
+    so only a difference no float64 rounding explains (``FALLBACK_DIFFERENT``) counts."""
     from .port import Difference, PortVerdict
 
-    why = "; ".join(f"{s.name}: {s.failure}" for s in broken)
-    values = {}
-    for side, backend in (("loss_torch", "torch-grad"), ("loss_jax", "jax-grad")):
-        if side in problem.model.sides and not missing_modules(BACKENDS[backend]):
-            try:
-                output = BACKENDS[backend].compute(problem, FLOAT64)
-            except Exception:  # the backend row reports its own failure
-                continue
-            grads = {
-                e: float(x)
-                for k, v in output.grads.items()
-                for e, x in zip(
-                    element_names(k, np.shape(v)), np.ravel(np.asarray(v, dtype=np.float64))
-                )
-            }
-            values[side] = (float(np.asarray(output.loss)), grads)
-    if len(values) < 2:
-        return unknown(names, why)
-    (a, (loss_a, grads_a)), (b, (loss_b, grads_b)) = values.items()
+    if port.verdict != "unknown" or len(rows) < 2:
+        return port
+    (a, (loss_a, grads_a)), (b, (loss_b, grads_b)) = list(rows.items())[:2]
     loss_rel = _rel(loss_a, loss_b)
     worst, worst_rel = "loss", loss_rel
     for k in grads_a:
@@ -166,14 +194,15 @@ def _fallback_comparison(problem: Problem, names, broken, unknown):
             worst, worst_rel = k, rel
     top = max(loss_rel, worst_rel)
     if not top > FALLBACK_DIFFERENT or top <= problem.model.accept:
-        return unknown(names, f"{why} (their float64 autodiff values agree to {top:.1e})")
+        note = f"{port.note} (their float64 autodiff results agree to {top:.1e})"
+        return dataclasses.replace(port, note=note)
     note = (
         f"{b} computes a different function: float64 autodiff of the sides differs by "
         f"{top:.1%} (loss rel {loss_rel:.1e}, worst gradient {worst} rel {worst_rel:.1e}); no "
-        f"exact reference ({why})"
+        f"exact reference ({port.note})"
     )
     difference = Difference((a, b), loss_rel, worst, worst_rel, "")
-    return PortVerdict("different", names, (difference,), (), (), note)
+    return PortVerdict("different", port.sides, (difference,), (), (), note)
 
 
 def _rel(a: float, b: float) -> float:

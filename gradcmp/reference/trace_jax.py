@@ -261,6 +261,8 @@ class _Interpreter:
             out = _settled(rules.wrap(out), float_ins)
             kink = self.kink(name, ins, out, params, ctx) if sensitive and dep else ""
             step = self.record(name, out, [v.step for v in ins], ctx.phase, ctx.where, kink)
+            if name == "convert_element_type" and np.dtype(o.aval.dtype).itemsize < 8:
+                self.steps[step].narrows = np.dtype(o.aval.dtype).name
             outs.append(_Value(out, step, dep, self.origin(name, float_ins, out, step)))
         return outs
 

@@ -293,6 +293,9 @@ class _Evaluation:
         if isinstance(value, hp.Tracked):
             inputs = tuple(self.step_of[n] for n in sources if n in self.step_of)
             self._record(node, op, value, inputs, phase, kink=kink)
+            narrowed = node.kwargs.get("dtype") if op == "aten._to_copy.default" else None
+            if narrowed is not None and narrowed.is_floating_point and narrowed.itemsize < 8:
+                self.steps[-1].narrows = str(narrowed).removeprefix("torch.")
         if _in_place(node):
             self._write(node, op, env, value)
         return value

@@ -198,7 +198,10 @@ def verdict_lines(report: Report) -> list[str]:
         for v in (AGREE, "inconclusive", DISAGREE)
         if any(r.verdict == v for r in ok)
     )
-    lines = [f"verdict: {report.verdict} ({counts or 'no backend produced a result'})"]
+    counts = counts or "no backend produced a result"
+    if report.port is not None:
+        counts += f"; port {report.port.verdict}"
+    lines = [f"verdict: {report.verdict} ({counts})"]
     for r in report.results:
         if r.why:
             side = f" ({r.side})" if r.side else ""
