@@ -127,10 +127,14 @@ def _close(x: _Entry, y: _Entry) -> bool:
         return True
     with np.errstate(all="ignore"):
         scale = np.maximum(np.abs(x.values), np.abs(y.values))
+        # Magnitudes count up to the tensors' largest value: a deep network's running
+        # magnitudes compound past every value, and would let any two tensors match.
+        cap = max(x.norm, y.norm)
         for s in (x.scale, y.scale):
             if s is not None:
-                scale = np.maximum(scale, np.abs(s))
-        ok = np.abs(x.values - y.values) <= RESOLUTION * scale + _TINY
+                scale = np.maximum(scale, np.minimum(np.abs(s), cap))
+        finite = np.isfinite(x.values) & np.isfinite(y.values)  # −inf is no match for 0.19
+        ok = finite & (np.abs(x.values - y.values) <= RESOLUTION * scale + _TINY)
         ok |= x.values == y.values  # equal infinities
         ok |= np.isnan(x.values) & np.isnan(y.values)
     return bool(ok.all())

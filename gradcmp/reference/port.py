@@ -163,11 +163,21 @@ def _compare(
     rels: dict[str, float] = {}  # beyond the float64 constants' tier
     slight: dict[str, float] = {}  # beyond 2**-150, within that tier
     zero = Fraction(0)
+    # An output's magnitude M, but never above the largest value of its tensor (both sides):
+    # the running magnitudes of a deep network (exp of a magnitude, layer after layer) can
+    # dwarf every value, and 2**-40 of such an M would call any difference "same".
+    scale: dict[str, Fraction] = {}
+    for name in {**va, **vb}:
+        tensor = name.split("[")[0]
+        values = [abs(v[name]) for v in (va, vb) if name in v]
+        scale[tensor] = max(scale.get(tensor, zero), *values)
     for name in {**va, **vb}:  # both sides' outputs, in order
         if name not in va or name not in vb:  # a parameter only one side has
             rels[name] = math.inf
             continue
-        m_a, m_b = ra.magnitudes.get(name, zero), rb.magnitudes.get(name, zero)
+        cap = scale[name.split("[")[0]]
+        m_a = min(ra.magnitudes.get(name, zero), cap)
+        m_b = min(rb.magnitudes.get(name, zero), cap)
         if same_value(va[name], vb[name], m_a, m_b):
             continue
         rel = relative(va[name], vb[name])
