@@ -136,9 +136,9 @@ def same_value(
     return abs(a - b) * factor <= max(abs(a), abs(b), abs(m_a), abs(m_b))
 
 
-def relative(a: Fraction, b: Fraction) -> float:
-    """|a − b| / max(|a|, |b|) (0 where both are 0)."""
-    top = max(abs(a), abs(b))
+def relative(a: Fraction, b: Fraction, scale: Fraction = Fraction(0)) -> float:
+    """|a − b| / max(|a|, |b|, scale) (0 where all are 0)."""
+    top = max(abs(a), abs(b), abs(scale))
     return to_float(abs(a - b) / top) if top else 0.0
 
 
@@ -180,7 +180,9 @@ def _compare(
         m_b = min(rb.magnitudes.get(name, zero), cap)
         if same_value(va[name], vb[name], m_a, m_b):
             continue
-        rel = relative(va[name], vb[name])
+        # Relative to the tensor's largest value as well: an element that is rounding noise
+        # around an exact 0 (a key bias' gradient) would otherwise be "worst" at rel ~1.
+        rel = relative(va[name], vb[name], cap)
         if same_value(va[name], vb[name], m_a, m_b, CONSTANTS_BITS):
             slight[name] = rel
         else:
@@ -380,12 +382,20 @@ def _same_note(sides, pairs: list[_Pair], accept: float) -> str:
     if constants:
         parts.append(
             f"to float64 resolution: they part only by the float64 rounding of their "
-            f"frameworks' own constants ({', '.join(_sizes(d, hint=False) for d in constants)})"
+            f"frameworks' own constants ({_largest_sizes(constants)})"
         )
     accepted = [p for p in pairs if p.status == "accepted"]
     if accepted:
         parts.append(f"up to what is accepted: {_accepted_text(accepted, accept)}")
     return f"{_names(sides)} compute the same function " + "; and ".join(parts)
+
+
+def _largest_sizes(differences: list[Difference]) -> str:
+    """The sizes of the largest of several pairs' differences, with the pair where there are
+    more than one (one line, whatever the number of sides)."""
+    top = max(differences, key=lambda d: (d.loss_rel, d.worst_rel))
+    pair = f"{top.sides[0]} vs {top.sides[1]}: " if len(differences) > 1 else ""
+    return pair + _sizes(top, hint=False)
 
 
 def _json_number(x: float) -> float | str:

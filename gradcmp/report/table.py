@@ -9,6 +9,7 @@ without colour and without timings, so that two runs can be diffed.
 from __future__ import annotations
 
 import math
+import os
 
 from rich import box
 from rich.console import Console
@@ -220,16 +221,26 @@ def port_lines(report: Report) -> list[str]:
         return []
     lines = [f"port ({' vs '.join(port.sides)}): {port.verdict}: {port.note}"]
     for d in port.divergence:
-        where = f" at {d.file}:{d.line}" if d.file else ""
+        where = f" at {_shown_path(d.file)}:{d.line}" if d.file else ""
         code = f": {d.code}" if d.code else ""
         lines.append(f"  {d.side} parts{where} ({d.op}, {d.phase}, rel {d.rel:.1e}){code}")
     for k in port.kinks:
-        where = f" {k.file}:{k.line}" if k.file else ""
+        where = f" {_shown_path(k.file)}:{k.line}" if k.file else ""
         lines.append(f"  kink, {k.side}{where} ({k.op}): {k.note}")
     for name, side in report.reference.sides.items():
         if side.failure:
             lines.append(f"  {name}: {side.failure}")
     return lines
+
+
+def _shown_path(path: str) -> str:
+    """A user's file as they would name it: relative to the working directory when inside it
+    (the JSON report keeps the path as traced)."""
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:  # another drive
+        return path
+    return path if relative.startswith("..") else relative
 
 
 def baseline_lines(report: Report) -> list[str]:
