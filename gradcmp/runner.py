@@ -38,6 +38,7 @@ from .lossfile import where_in_file
 from .models.base import NoSuchSide
 from .params import element_names
 from .problem import Problem
+from .reference.bug_kinds import bug_kind
 from .reference.compute import Reference, compute_reference, out_of_range
 from .reference.sides import compare_float64_rows
 from .timeouts import BackendTimeout, call_with_timeout
@@ -310,6 +311,14 @@ def _judge(
     if output.run_seconds is not None:  # compiled: the call alone, compilation apart
         seconds = output.run_seconds
     verdict, why = verdict_of(errors), explain(errors, truth, dtype, rows)
+    nan = [k for k, v in values.items() if math.isnan(v)]
+    if verdict == DISAGREE and nan and "overflowed" in why:  # not an overflow: an invalid op
+        why = (
+            f"{nan[0]} is NaN where the exact value is finite: an invalid operation in {name} "
+            "(0/0, 0·∞, ∞ − ∞, 0·log 0)"
+        )
+    elif verdict == DISAGREE and (kind := bug_kind(values, truth, rows, tol=_tolerance(dtype))):
+        why = f"{why} ({kind})"
     if verdict == DISAGREE and judged_by in reference.sides:
         # Held against its own side's exact graph: not a port difference but a computation
         # that departs from what its graph says (a kernel, or a narrowing cast in the graph).
@@ -342,6 +351,12 @@ def _judge(
         side=output.side if problem.model.source != "built-in" else "",
         reference=judged_by,
     )
+
+
+def _tolerance(dtype: DType) -> float:
+    """How close to one multiple k of the truth every output must be to name a bug kind: far
+    above the dtype's rounding, far below the gaps between the multiples tried."""
+    return max(2.0**-20, 16 * float(dtype.unit_roundoff))
 
 
 # Backends that difference the loss instead of differentiating it.

@@ -84,6 +84,13 @@ def _candidates(rows: int | None, tol: float) -> list[tuple[float, str]]:
         n = rows
         found.append((n / (n - 1), f"×{n}/{n - 1}: {BESSEL}, n = {n} rows"))
         found.append(((n - 1) / n, f"×{n - 1}/{n}: {BESSEL}, n = {n} rows"))
+    if rows is not None and rows >= 2:  # before the shards: k = n is the rows' sum
+        found.append(
+            (float(rows), f"×{rows}: a sum over the n = {rows} rows where the mean belongs")
+        )
+        found.append(
+            (1 / rows, f"×1/{rows}: a mean over the n = {rows} rows where the sum belongs")
+        )
     for k in range(3, LARGEST_SHARDS + 1):
         found.append((float(k), f"{k}× — e.g. summed over {k} shards/steps instead of averaged"))
         found.append((1 / k, f"1/{k}× — e.g. averaged over {k} shards/steps instead of summed"))

@@ -152,7 +152,9 @@ def reference_from_sides(
         name, method, by_dtype = first.name, first.method, dict(first.by_dtype)
         as_written = first.at_float64
     elif all(s.nonfinite for s in sides.values()):
-        raise _not_differentiable(problem, "; ".join(s.failure for s in sides.values()))
+        raise _not_differentiable(
+            problem, "; ".join(f"{s.name}: {s.failure}" for s in sides.values())
+        )
     else:
         why = "; ".join(f"{s.name}: {s.failure}" for s in sides.values())
         name, method, as_written = _float64_fallback(problem, why, spec_only=False)

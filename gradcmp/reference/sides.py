@@ -132,8 +132,9 @@ def _shadow_side(problem: Problem, side: str, dtypes: list[DType]) -> SideRefere
                     graph, at_float64, steps = g, values, len(g.steps)
             if any(d == dtype for d in dtypes):
                 by_dtype[dtype.name] = values
-    except highprec.NotDifferentiable as exc:
-        return SideReference(side, framework, {}, None, failure=str(exc), nonfinite=True)
+    except highprec.NotDifferentiable as exc:  # the tracer's words: "SIDE: op at FILE:LINE …"
+        failure = str(exc).removeprefix(f"{side}: ")
+        return SideReference(side, framework, {}, None, failure=failure, nonfinite=True)
     except highprec.UnsupportedOperation as exc:
         return SideReference(side, framework, {}, None, failure=f"no shadow evaluation: {exc}")
     except ImportError as exc:
@@ -162,9 +163,11 @@ def port_of(
             references["loss"] = generic
         graphs = {name: s.graph for name, s in sides.items()}
         return port_verdict(references, graphs, accept=problem.model.accept, rows=problem.data.rows)
-    finite = [s for s in sides.values() if not s.nonfinite and not s.failure]
+    finite = [s.name for s in sides.values() if not s.nonfinite and not s.failure]
+    if generic is not None:
+        finite.append("loss")
     nonfinite = [s for s in sides.values() if s.nonfinite]
-    if nonfinite and finite:  # one side makes a NaN or inf that its twin does not
+    if nonfinite and finite:  # one side makes a NaN or inf that another does not
         return _one_side_nonfinite(names, nonfinite, finite)
     return unknown(names, "; ".join(f"{s.name}: {s.failure}" for s in broken))
 
@@ -172,10 +175,9 @@ def port_of(
 def _one_side_nonfinite(names, nonfinite, finite):
     from .port import Difference, PortVerdict
 
-    bad = nonfinite[0]
-    good = finite[0]
-    note = f"{bad.failure}; {good.name} is finite there"
-    difference = Difference((good.name, bad.name), math.inf, "loss", math.inf, "")
+    bad, good = nonfinite[0], finite[0]
+    note = f"{bad.name}: {bad.failure}; {good} is finite there"
+    difference = Difference((good, bad.name), math.inf, "loss", math.inf, "")
     return PortVerdict("different", names, (difference,), (), (), note)
 
 
