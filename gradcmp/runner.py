@@ -311,6 +311,12 @@ def _judge(
     if output.run_seconds is not None:  # compiled: the call alone, compilation apart
         seconds = output.run_seconds
     verdict, why = verdict_of(errors), explain(errors, truth, dtype, rows)
+    own_side = reference.sides.get(output.side)
+    if own_side is not None and own_side.nonfinite and non_finite:
+        # The program itself makes the NaN or inf (its own graph does, exactly): the backend
+        # ran it faithfully; the port verdict carries the finding.
+        verdict = INCONCLUSIVE
+        why = f"{output.side}'s own graph is not finite here ({own_side.failure})"
     nan = [k for k, v in values.items() if math.isnan(v)]
     if verdict == DISAGREE and nan and "overflowed" in why:  # not an overflow: an invalid op
         why = (
@@ -319,7 +325,7 @@ def _judge(
         )
     elif verdict == DISAGREE and (kind := bug_kind(values, truth, rows, tol=_tolerance(dtype))):
         why = f"{why} ({kind})"
-    if verdict == DISAGREE and judged_by in reference.sides:
+    if verdict == DISAGREE and judged_by == output.side:
         # Held against its own side's exact graph: not a port difference but a computation
         # that departs from what its graph says (a kernel, or a narrowing cast in the graph).
         why = f"{why}, against {judged_by}'s own graph"

@@ -40,7 +40,14 @@ class JaxFwd:
                 value = loss_fn(p, X, y)
                 return value, value
 
-            jacobian, loss = jax.jacfwd(loss_twice, has_aux=True)(params)
+            try:
+                jacobian, loss = jax.jacfwd(loss_twice, has_aux=True)(params)
+            except TypeError as exc:  # JAX: a custom_vjp function has no forward mode
+                if "custom_vjp" not in str(exc):
+                    raise
+                raise SkipBackend(
+                    "the loss uses a jax.custom_vjp function: no forward mode"
+                ) from None
             loss = np.asarray(loss)
             grads = {k: np.asarray(g) for k, g in jacobian.items()}
         check_dtype(loss, dtype)

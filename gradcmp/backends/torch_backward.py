@@ -26,8 +26,12 @@ class TorchBackward:
         with torch.enable_grad():
             loss = loss_fn(params, X, y)
             loss.backward()
+        # A parameter the loss does not use (or detaches) keeps .grad None: its gradient is 0,
+        # as torch.func and JAX give it; the note says so.
         unused = [k for k, p in params.items() if p.grad is None]
-        if unused:
-            raise RuntimeError(f".grad is None for {', '.join(unused)}: not used by the loss")
-        grads = {k: to_numpy(p.grad) for k, p in params.items()}
-        return Output(to_numpy(loss), grads, side=side)
+        grads = {
+            k: to_numpy(p.grad if p.grad is not None else torch.zeros_like(p))
+            for k, p in params.items()
+        }
+        notes = (f"not used by the loss (gradient 0): {', '.join(unused)}",) if unused else ()
+        return Output(to_numpy(loss), grads, notes=notes, side=side)

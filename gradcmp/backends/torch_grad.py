@@ -24,6 +24,9 @@ class TorchGrad:
         loss_fn, side = torch_loss(problem)
         with torch.enable_grad():
             loss = loss_fn(params, X, y)
-            grads = torch.autograd.grad(loss, list(params.values()))
+            # A parameter the loss does not use has gradient 0 (as in torch.func and JAX).
+            grads = torch.autograd.grad(
+                loss, list(params.values()), allow_unused=True, materialize_grads=True
+            )
         grads = dict(zip(params, (to_numpy(g) for g in grads)))
         return Output(to_numpy(loss), grads, side=side)

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..agreement import to_float
+from . import highprec as hp
 from .align import RESOLUTION, Divergence, locate
 from .bug_kinds import bug_kind
 
@@ -136,6 +137,17 @@ def same_value(
     return abs(a - b) * factor <= max(abs(a), abs(b), abs(m_a), abs(m_b))
 
 
+def _own_error(values: ReferenceValues, name: str) -> Fraction:
+    """The bound on the shadow evaluation's own rounding of output ``name``: its running error
+    coefficient e at the working precision, doubled as τ is (2·e·2**-PRECISION_BITS). It is
+    what separates two sides' evaluations of a gradient that is exactly 0 (an attention key
+    bias), where every scale of that tensor is rounding noise itself."""
+    e = values.coefficients.get(name, 0.0) if values.coefficients else 0.0
+    if not math.isfinite(e):
+        return Fraction(0)
+    return Fraction(2 * e) / 2**hp.PRECISION_BITS
+
+
 def relative(a: Fraction, b: Fraction, scale: Fraction = Fraction(0)) -> float:
     """|a − b| / max(|a|, |b|, scale) (0 where all are 0)."""
     top = max(abs(a), abs(b), abs(scale))
@@ -180,6 +192,8 @@ def _compare(
         m_b = min(rb.magnitudes.get(name, zero), cap)
         if same_value(va[name], vb[name], m_a, m_b):
             continue
+        if abs(va[name] - vb[name]) <= _own_error(ra, name) + _own_error(rb, name):
+            continue  # both are the 200-bit evaluation's rounding around one value (an exact 0)
         # Relative to the tensor's largest value as well: an element that is rounding noise
         # around an exact 0 (a key bias' gradient) would otherwise be "worst" at rel ~1.
         rel = relative(va[name], vb[name], cap)

@@ -32,6 +32,9 @@ TRACERS = {"torch": ("trace_torch", "shadow_torch"), "jax": ("trace_jax", "shado
 # with each other without a bound: a relative difference beyond this is not float64 rounding of
 # any loss a person would write (it is ~10⁸ float64 ulps), so the port is called different.
 FALLBACK_DIFFERENT = 1e-8
+# A gradient element is measured against at least this share of the largest gradient element:
+# an element that cancels to ~0 is rounding noise in both rows (~1e-16 of the terms).
+NOISE_SHARE = 2.0**-13
 
 
 @dataclass(frozen=True)
@@ -192,8 +195,19 @@ def compare_float64_rows(port, problem: Problem, rows: dict[str, tuple[float, di
     (a, (loss_a, grads_a)), (b, (loss_b, grads_b)) = list(rows.items())[:2]
     loss_rel = _rel(loss_a, loss_b)
     worst, worst_rel = "loss", loss_rel
+    # Each element against its tensor's largest value too: an element that cancels to ~0
+    # is rounding noise in both rows, in whatever order each summed it.
+    scale: dict[str, float] = {}
+    for grads in (grads_a, grads_b):
+        for k, v in grads.items():
+            tensor = k.split("[")[0]
+            scale[tensor] = max(scale.get(tensor, 0.0), abs(v) if math.isfinite(v) else 0.0)
+    # ... and against a share of the largest gradient of all, for a tensor that is all noise
+    # (a scalar whose gradient cancels to 0).
+    floor = NOISE_SHARE * max(scale.values(), default=0.0)
     for k in grads_a:
-        rel = _rel(grads_a[k], grads_b.get(k, math.nan))
+        tensor_scale = max(scale.get(k.split("[")[0], 0.0), floor)
+        rel = _rel(grads_a[k], grads_b.get(k, math.nan), tensor_scale)
         if rel > worst_rel or worst == "loss":
             worst, worst_rel = k, rel
     top = max(loss_rel, worst_rel)
@@ -209,10 +223,10 @@ def compare_float64_rows(port, problem: Problem, rows: dict[str, tuple[float, di
     return PortVerdict("different", port.sides, (difference,), (), (), note)
 
 
-def _rel(a: float, b: float) -> float:
+def _rel(a: float, b: float, floor: float = 0.0) -> float:
     if a == b:
         return 0.0
     if math.isnan(a) or math.isnan(b):
         return math.inf
-    scale = max(abs(a), abs(b))
+    scale = max(abs(a), abs(b), floor)
     return abs(a - b) / scale if scale and math.isfinite(scale) else math.inf
