@@ -84,7 +84,8 @@ def loss_torch(params, X, y):
     z = torch.exp(X @ params["w"] + params["b"])
     centred = (X - X.mean(0)).sum(0)
     weights = torch.tensor([0.3, 0.7, 1.1, 1.3], dtype=X.dtype)
-    return (torch.lgamma(z + 1.0) - y * torch.log(z)).mean() + params["c"] * (centred * weights).sum()
+    penalty = params["c"] * (centred * weights).sum()
+    return (torch.lgamma(z + 1.0) - y * torch.log(z)).mean() + penalty
 def loss_jax(params, X, y):
     import jax, jax.numpy as jnp
     z = jnp.exp(X @ params["w"] + params["b"])
