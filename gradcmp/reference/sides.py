@@ -129,7 +129,7 @@ def _shadow_side(problem: Problem, side: str, dtypes: list[DType]) -> SideRefere
             values = next((v for k, v in seen if k == key), None)
             if values is None:
                 g = shadow(function, params, X, y, side=side, user_file=problem.model.source)
-                values = tracked_values(problem, g.loss, g.grads)
+                values = tracked_values(problem, g.loss, g.grads, capped=True)
                 seen.append((key, values))
                 if dtype == FLOAT64:
                     graph, at_float64, steps = g, values, len(g.steps)

@@ -61,9 +61,10 @@ def flattener(problem: Problem):
     return flat
 
 
-def tracked_values(problem: Problem, out, grads) -> ReferenceValues:
+def tracked_values(problem: Problem, out, grads, capped: bool = False) -> ReferenceValues:
     """ReferenceValues of a high-precision loss and gradient (Tracked, with their running
-    error coefficients and magnitudes)."""
+    error coefficients and magnitudes). ``capped``: each magnitude at most its tensor's
+    largest value (the shadow evaluation of a framework's graph; docs/design.md, "Ports")."""
     flat = flattener(problem)
     shapes = {k: v.shape for k, v in problem.params.values.items()}
     for name, g in grads.items():
@@ -81,9 +82,16 @@ def tracked_values(problem: Problem, out, grads) -> ReferenceValues:
         # A magnitude beyond float64 with a finite error coefficient (a deep network's
         # magnitudes compound through every exp and layer norm): judge against the size of
         # the tensor's values instead, which only makes a verdict more cautious (larger τ/M).
+        largest = np.max(np.abs(node.f), initial=0.0)
         no_scale = ~np.isfinite(node.a) & np.isfinite(node.e)
         if no_scale.any():  # the tensor's largest value, as the port comparison caps it
-            node.a = np.where(no_scale, np.max(np.abs(node.f), initial=0.0), node.a)
+            node.a = np.where(no_scale, largest, node.a)
+        if capped:
+            # M decides only "inconclusive": τ beyond 1 % of M. Through a deep graph the
+            # running magnitudes compound far past every value (an exp of a magnitude per
+            # softmax), and a τ larger than every value of the tensor would pass as resolved.
+            # Against the tensor's largest value, a τ that size is inconclusive, as it must be.
+            node.a = np.minimum(node.a, np.maximum(largest, np.abs(node.f)))
         broken = ~(np.isfinite(node.a) & np.isfinite(node.e))
         node.a = np.where(broken, 0.0, node.a)
         node.e = np.where(broken, np.inf, node.e)
