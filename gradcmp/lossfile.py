@@ -13,6 +13,7 @@ the user's permissions. It defines
     def loss_jax(params, X, y): ...             #   (the two sides of a port)
     def loss_numpy(params, X, y): ...
     ACCEPT = 1e-6                               # optional: a port difference accepted
+    LABELS = True                               # optional: y as integer class labels
     def grad_native(params, X, y): ...          # optional: hand-derived gradient, Python floats
 """
 
@@ -58,6 +59,9 @@ def load(path: str | Path) -> Model:
             hint="write the generic loss, or the two sides of a port (loss_torch and loss_jax)",
         )
     accept = _accepted_difference(getattr(module, "ACCEPT", 0.0), name)
+    labels = getattr(module, "LABELS", False)
+    if labels not in (True, False):
+        raise InputError(f"LABELS = {labels!r} is not True or False", where=name)
     grad_native = getattr(module, "grad_native", None)
     first = loss if loss is not None else framework_losses[sides[0]]
     doc = (first.__doc__ or module.__doc__ or "").strip().splitlines()
@@ -74,6 +78,8 @@ def load(path: str | Path) -> Model:
         initial=lambda shape: {k: v.copy() for k, v in initial.items()},
         source=name,
         accept=accept,
+        integer_targets=labels,
+        validate=_labels_check(name) if labels else None,
     )
 
 
@@ -115,6 +121,23 @@ def _params_mapping(params, path: Path):
                 hint="give an .npz (numpy.savez) or .safetensors file of named arrays",
             ) from None
     return params
+
+
+def _labels_check(where: str):
+    """``LABELS = True``: the target must hold class labels, integers 0, 1, 2, …"""
+
+    def check(data) -> None:
+        y = np.asarray(data.y)
+        bad = np.flatnonzero(~np.isfinite(y) | (y < 0) | (y != np.round(y)) | (y >= 2**31))
+        if bad.size:
+            raise InputError(
+                f"target {data.target!r} row {bad[0] + 1} = {float(y[bad[0]])!r} is not a class "
+                "label (an integer 0, 1, 2, …), and the loss file sets LABELS = True",
+                where=data.path,
+                hint="give integer labels, or drop LABELS from the loss file",
+            )
+
+    return check
 
 
 def _accepted_difference(value, where: str) -> float:
@@ -226,6 +249,8 @@ def preflight(problem) -> None:
     not a failure of every backend."""
     model = problem.model
     X, y = problem.data.X, problem.data.y
+    if model.integer_targets:
+        y = np.asarray(y).astype(np.int64)
     params = {k: v.copy() for k, v in problem.params.values.items()}
     try:
         with np.errstate(all="ignore"):

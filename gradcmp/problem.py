@@ -27,6 +27,8 @@ class Problem:
         if dtype.name not in self._inputs:
             with np.errstate(over="ignore"):  # overflow is reported by the reference
                 X, y = dtype.round(self.data.X), dtype.round(self.data.y)
+            if self.model.integer_targets:  # class labels, exactly, in every dtype
+                y = np.asarray(self.data.y).astype(np.int64)
             # Contiguous, whatever the dataset's layout (a row-major .npy's columns are
             # strided views of the file): every backend sees the same memory order, so the
             # same summation order, as from a CSV.

@@ -171,3 +171,57 @@ def test_params_naming_a_missing_file_is_one_clear_line(tmp_path):
     assert result.exit_code == 2
     assert "PARAMS names 'nope.npz', which is not a file" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+LABELS_FILE = """\
+LABELS = True
+PARAMS = {"W": [[0.5, -0.3, 0.2], [0.1, 0.4, -0.6], [-0.2, 0.3, 0.1], [0.3, -0.1, 0.4]],
+          "b": [0.1, 0.0, -0.1]}
+
+
+def loss(params, X, y, xp):
+    z = X @ params["W"] + params["b"]
+    m = xp.max(z, axis=1, keepdims=True)
+    logp = z - m - xp.log(xp.sum(xp.exp(z - m), axis=1, keepdims=True))
+    onehot = xp.asarray(y[:, None] == xp.arange(3), dtype=xp.float64)
+    return -xp.mean(xp.sum(onehot * logp, axis=1))
+
+
+def loss_torch(params, X, y):
+    import torch.nn.functional as F
+
+    assert not y.is_floating_point()  # the labels arrive as integers
+    return F.cross_entropy(X @ params["W"] + params["b"], y)
+
+
+def loss_jax(params, X, y):
+    import jax
+    import jax.numpy as jnp
+
+    logp = jax.nn.log_softmax(X @ params["W"] + params["b"], axis=1)
+    return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
+"""
+
+LABELS_DATA = Path(__file__).resolve().parent / "ports" / "data" / "labels3.csv"
+
+
+def test_labels_arrive_as_integers_on_every_side_and_backend(tmp_path):
+    path = tmp_path / "ce.py"
+    path.write_text(LABELS_FILE)
+    result = invoke("run", "--loss", path, "--data", LABELS_DATA, "-b", "all", "--format", "json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["port"]["verdict"] == "same"
+    assert report["reference"]["name"] == "highprec"
+    ran = {r["backend"] for r in report["results"] if r["status"] == "ok"}
+    assert {"torch-grad", "jax-grad", "jax-jit", "finite-diff"} <= ran
+
+
+def test_labels_that_are_not_integers_are_one_clear_line(tmp_path):
+    path = tmp_path / "ce.py"
+    path.write_text(LABELS_FILE)
+    data = tmp_path / "bad.csv"
+    data.write_text("x0,x1,x2,x3,y\n1,2,3,4,0\n1,2,3,4,1.5\n")
+    result = invoke("run", "--loss", path, "--data", data)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"gradcmp: error: {data}: target 'y' row 2 = 1.5 is not")

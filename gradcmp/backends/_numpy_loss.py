@@ -33,6 +33,8 @@ def numpy_loss(problem: Problem):
     except NoSuchSide:  # a port file with only its two sides: run one of them, in float64
         loss_fn, side = framework_side_in_numpy(problem)
     X, y = problem.data.X, problem.data.y
+    if problem.model.integer_targets:
+        y = np.asarray(y).astype(np.int64)
 
     def unflatten(flat):
         pieces = np.split(flat, np.cumsum(sizes)[:-1])

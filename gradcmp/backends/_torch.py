@@ -27,7 +27,8 @@ def torch_inputs(problem: Problem, dtype: DType, leaves: bool = True):
         tensor = torch.from_numpy
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        X_t, y_t = tensor(X), tensor(y)
+        X_t = tensor(X)
+        y_t = torch.from_numpy(y) if y.dtype.kind in "iu" else tensor(y)  # labels stay integers
     params = {
         k: tensor(v).requires_grad_(leaves) for k, v in problem.params.as_dtype(dtype).items()
     }

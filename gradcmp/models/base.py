@@ -100,6 +100,8 @@ class Model:
     source: str = "built-in"
     # A port's sides may differ by this relative amount without failing (still reported).
     accept: float = 0.0
+    # The target is class labels: every backend and reference receives y as integers.
+    integer_targets: bool = False
 
     def initial_params(self, data) -> dict[str, np.ndarray]:
         """The starting point for a Dataset (or DataShape): the model's own, else zeros (as in

@@ -97,7 +97,10 @@ def compute_reference(
                 for k, v in params.exact.items()
             }
             X = np.array(columns, dtype=object).T.reshape(data.X.shape)
-            return _evaluate_highprec(problem, exact_params, X, np.array(target, dtype=object))
+            y = np.array(target, dtype=object)
+            if model.integer_targets:
+                y = np.asarray(data.y).astype(np.int64)
+            return _evaluate_highprec(problem, exact_params, X, y)
 
     dtypes = usable
     try:

@@ -120,7 +120,9 @@ def _shadow_side(problem: Problem, side: str, dtypes: list[DType]) -> SideRefere
         shadow = getattr(importlib.import_module(f"{__package__}.{module_name}"), shadow_name)
         seen: list[tuple[tuple, ReferenceValues]] = []
         for dtype in [FLOAT64, *(d for d in dtypes if d != FLOAT64)]:
-            X, y = (np.asarray(a, dtype=np.float64) for a in problem.inputs(dtype))
+            X, y = problem.inputs(dtype)
+            X = np.asarray(X, dtype=np.float64)
+            y = np.asarray(y, dtype=np.int64 if y.dtype.kind in "iu" else np.float64)
             params = {
                 k: np.asarray(v, dtype=np.float64)
                 for k, v in problem.params.as_dtype(dtype).items()

@@ -84,7 +84,8 @@ def shadow_jax(
 
     start = time.perf_counter()
     p64 = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
-    X64, y64 = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    X64 = np.asarray(X, dtype=np.float64)
+    y64 = np.asarray(y, dtype=np.int64 if np.asarray(y).dtype.kind in "iu" else np.float64)
 
     def program(p, X_, y_):
         return jax.value_and_grad(lambda q: loss_jax(q, X_, y_))(p)
@@ -142,6 +143,8 @@ class _Interpreter:
         return step.index
 
     def leaf(self, name, values, dep=False) -> _Value:
+        if values.dtype.kind != "f":  # integer class labels: plain values, no step
+            return _Value(values)
         value = hp.leaf(values)
         return _Value(value, self.record("input", value, [], INPUT, ("", 0), name=name), dep)
 

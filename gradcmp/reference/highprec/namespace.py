@@ -214,7 +214,8 @@ def value_and_grad(
             node.requires = True  # gradients flow only towards the parameters
         _recording[0] = True
         try:
-            out = loss(leaves, leaf(X), leaf(y), xp)
+            labels = np.asarray(y).dtype.kind in "iu"  # class labels index; they are no numbers
+            out = loss(leaves, leaf(X), np.asarray(y) if labels else leaf(y), xp)
         except UnsupportedOperation:
             raise
         except ArithmeticError as exc:  # MPFR: log(0), 1/0, 0/0 …
