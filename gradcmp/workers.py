@@ -323,7 +323,7 @@ def run_in_child(function: Callable, timeout: float | None):
     sender.close()
     try:
         if not receiver.poll(timeout):
-            raise ChildFailed(timed_out(timeout))
+            raise ChildFailed(f"it ran past --timeout ({timeout:g} s)")
         try:
             kind, value = receiver.recv()
         except (EOFError, OSError):

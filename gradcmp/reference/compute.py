@@ -18,7 +18,7 @@ from fractions import Fraction
 import numpy as np
 
 from ..dtypes import DTYPES, FLOAT64, DType
-from ..errors import InputError, one_line
+from ..errors import BackendError, InputError, one_line
 from ..problem import Problem
 from . import highprec
 from .exact import CHUNK_ROWS, ChunkedExactData, ExactData, ExactSource
@@ -160,7 +160,7 @@ def reference_from_sides(
         )
     else:
         why = "; ".join(f"{s.name}: {s.failure}" for s in sides.values())
-        name, method, as_written = _float64_fallback(problem, why, spec_only=False)
+        name, method, as_written = _fallback_in_child(problem, why, timeout)
         by_dtype = {dtype.name: as_written for dtype in dtypes}
     # The sides' tracers take float64 inputs: there is no exact answer for the inputs as
     # written, so the report counts the rounded inputs but claims no shift of the answer.
@@ -181,6 +181,27 @@ def reference_from_sides(
         sides=sides,
         port=port_of(problem, sides, None),
     )
+
+
+def _fallback_in_child(problem: Problem, why: str, timeout: float | None):
+    """``_float64_fallback`` of a file's sides, run where a crash or hang of the user's code
+    cannot take gradcmp down (a forked child, or a thread under ``timeout``)."""
+    from ..timeouts import BackendTimeout, call_with_timeout
+    from ..workers import ChildFailed, can_fork, run_in_child
+
+    def fallback():
+        return _float64_fallback(problem, why, spec_only=False)
+
+    try:
+        if can_fork("torch") and can_fork("jax"):
+            return run_in_child(fallback, timeout)
+        return call_with_timeout(fallback, timeout, "gradcmp-trace")
+    except (ChildFailed, BackendTimeout) as exc:
+        raise BackendError(
+            f"no reference: {why}; and float64 autodiff of the sides failed too ({exc})",
+            where=problem.model.source,
+            hint="each side's program fails here: run it alone to see why",
+        ) from None
 
 
 HIGHPREC_NAME = "highprec"

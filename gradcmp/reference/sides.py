@@ -69,44 +69,40 @@ def shadow_sides(
     problem: Problem, dtypes: list[DType], timeout: float | None = None
 ) -> dict[str, SideReference]:
     """Each framework side's shadow reference in each dtype (and at the float64 inputs).
-    Tracing runs the side's own code, so it runs in a forked child where that is safe (a
-    crash or a hang there fails the sides, not gradcmp); past ``timeout`` seconds it is left
-    and the side has no shadow reference."""
+    Tracing runs the side's own code, so each side is traced in a forked child of its own
+    where that is safe (a crash or a hang there fails that side, not the other, nor gradcmp);
+    past ``timeout`` seconds it is left and the side has no shadow reference."""
     from ..workers import ChildFailed, can_fork, run_in_child
 
-    if can_fork("torch") and can_fork("jax"):
-        try:
-            return run_in_child(lambda: _portable(_traced(problem, dtypes, None)), timeout)
-        except ChildFailed as exc:
-            return {
-                side: SideReference(
-                    side, side.removeprefix("loss_"), {}, None, failure=f"tracing: {exc}"
-                )
-                for side in problem.model.sides
-            }
-    return _traced(problem, dtypes, timeout)
-
-
-def _portable(sides: dict[str, SideReference]) -> dict[str, SideReference]:
-    """What a child sends back: the graphs' steps, not their high-precision outputs (those
-    are in the ReferenceValues already)."""
-    for side in sides.values():
-        if side.graph is not None:
-            side.graph.loss, side.graph.grads = None, {}
-    return sides
-
-
-def _traced(problem: Problem, dtypes: list[DType], timeout) -> dict[str, SideReference]:
     sides = {}
     for side in problem.model.sides:
+        framework = side.removeprefix("loss_")
         try:
-            sides[side] = call_with_timeout(
-                lambda side=side: _shadow_side(problem, side, dtypes), timeout, "gradcmp-trace"
-            )
-        except BackendTimeout as exc:
-            framework = side.removeprefix("loss_")
-            sides[side] = SideReference(side, framework, {}, None, failure=f"tracing {exc}")
+            if can_fork("torch") and can_fork("jax"):
+                sides[side] = run_in_child(
+                    lambda side=side: _portable(_shadow_side(problem, side, dtypes)), timeout
+                )
+            else:
+                sides[side] = call_with_timeout(
+                    lambda side=side: _shadow_side(problem, side, dtypes), timeout, "gradcmp-trace"
+                )
+        except BackendTimeout:
+            sides[side] = SideReference(side, framework, {}, None, failure=_past(timeout))
+        except ChildFailed as exc:
+            sides[side] = SideReference(side, framework, {}, None, failure=f"tracing: {exc}")
     return sides
+
+
+def _past(timeout) -> str:
+    return f"tracing ran past --timeout ({timeout:g} s)"
+
+
+def _portable(side: SideReference) -> SideReference:
+    """What a child sends back: the graph's steps, not its high-precision outputs (those are
+    in the ReferenceValues already)."""
+    if side.graph is not None:
+        side.graph.loss, side.graph.grads = None, {}
+    return side
 
 
 def _shadow_side(problem: Problem, side: str, dtypes: list[DType]) -> SideReference:
@@ -131,7 +127,7 @@ def _shadow_side(problem: Problem, side: str, dtypes: list[DType]) -> SideRefere
             values = next((v for k, v in seen if k == key), None)
             if values is None:
                 g = shadow(function, params, X, y, side=side, user_file=problem.model.source)
-                values = tracked_values(problem, g.loss, g.grads, capped=True)
+                values = tracked_values(problem, g.loss, g.grads)
                 seen.append((key, values))
                 if dtype == FLOAT64:
                     graph, at_float64, steps = g, values, len(g.steps)

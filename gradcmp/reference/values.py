@@ -61,10 +61,10 @@ def flattener(problem: Problem):
     return flat
 
 
-def tracked_values(problem: Problem, out, grads, capped: bool = False) -> ReferenceValues:
+def tracked_values(problem: Problem, out, grads) -> ReferenceValues:
     """ReferenceValues of a high-precision loss and gradient (Tracked, with their running
-    error coefficients and magnitudes). ``capped``: each magnitude at most its tensor's
-    largest value (the shadow evaluation of a framework's graph; docs/design.md, "Ports")."""
+    error coefficients and magnitudes; each magnitude capped so that a τ beyond every value
+    of its tensor is never resolved: docs/design.md, "The agreement rule")."""
     flat = flattener(problem)
     shapes = {k: v.shape for k, v in problem.params.values.items()}
     for name, g in grads.items():
@@ -86,12 +86,13 @@ def tracked_values(problem: Problem, out, grads, capped: bool = False) -> Refere
         no_scale = ~np.isfinite(node.a) & np.isfinite(node.e)
         if no_scale.any():  # the tensor's largest value, as the port comparison caps it
             node.a = np.where(no_scale, largest, node.a)
-        if capped:
-            # M decides only "inconclusive": τ beyond 1 % of M. Through a deep graph the
-            # running magnitudes compound far past every value (an exp of a magnitude per
-            # softmax), and a τ larger than every value of the tensor would pass as resolved.
-            # Against the tensor's largest value, a τ that size is inconclusive, as it must be.
-            node.a = np.minimum(node.a, np.maximum(largest, np.abs(node.f)))
+        # M decides only "inconclusive": τ beyond RESOLUTION_LIMIT (1 %) of M. The running
+        # magnitudes can compound far past every value (an exp of a magnitude per softmax,
+        # heavy cancellation), and a τ larger than every value of the tensor would then pass
+        # as resolved. M at most largest / RESOLUTION_LIMIT: such a τ is inconclusive, and a
+        # τ below the tensor's values is judged as before.
+        cap = np.maximum(largest, np.abs(node.f)) / float(agreement.RESOLUTION_LIMIT)
+        node.a = np.minimum(node.a, cap)
         broken = ~(np.isfinite(node.a) & np.isfinite(node.e))
         node.a = np.where(broken, 0.0, node.a)
         node.e = np.where(broken, np.inf, node.e)
