@@ -54,8 +54,18 @@ CRASH = "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"
 def test_a_crashing_torch_side_does_not_crash_gradcmp(tmp_path):
     source = SEGV.replace("TORCH", CRASH).replace("JAX", "pass")
     run = _cli(
-        tmp_path, source, "--data", str(FEATURES), "-b", "torch-grad,jax-grad",
-        "--dtype", "float64", "--format", "json", "--timeout", "20",
+        tmp_path,
+        source,
+        "--data",
+        str(FEATURES),
+        "-b",
+        "torch-grad,jax-grad",
+        "--dtype",
+        "float64",
+        "--format",
+        "json",
+        "--timeout",
+        "20",
     )
     assert run.returncode == 3, (run.returncode, run.stderr[-500:])
     report = json.loads(run.stdout)
@@ -70,8 +80,16 @@ def test_a_crashing_torch_side_does_not_crash_gradcmp(tmp_path):
 def test_a_crashing_jax_side_leaves_the_torch_side_its_reference(tmp_path):
     source = SEGV.replace("TORCH", "pass").replace("JAX", CRASH)
     run = _cli(
-        tmp_path, source, "--data", str(FEATURES), "-b", "torch-grad,jax-grad",
-        "--dtype", "float64", "--format", "json",
+        tmp_path,
+        source,
+        "--data",
+        str(FEATURES),
+        "-b",
+        "torch-grad,jax-grad",
+        "--dtype",
+        "float64",
+        "--format",
+        "json",
     )
     report = json.loads(run.stdout)
     references = report["port"]["references"]
