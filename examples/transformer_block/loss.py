@@ -1,4 +1,4 @@
-"""gradcmp loss file: a two-block pre-LN transformer (model_torch.py) and its JAX port.
+"""gradcmp loss file: a pre-LN transformer block (model_torch.py) and its JAX port.
 
     cd examples/transformer_block && gradcmp run --loss loss.py --data data.csv
 

@@ -3,10 +3,10 @@
     .venv/bin/python examples/transformer_block/make_weights.py
 
 weights.npz: one float64 array per parameter, named by model_torch.state_names (the
-``state_dict`` key with dots turned into underscores), shaped as in PyTorch. 100,161 numbers:
-about 0.8 MB.
+``state_dict`` key with dots turned into underscores), shaped as in PyTorch. 112,129 numbers:
+about 0.9 MB.
 
-data.csv: one sequence of 32 tokens, one row per token: the 64 columns x0..x63 are its
+data.csv: one sequence of 32 tokens, one row per token: the 96 columns x0..x95 are its
 embedding, y the target of the read-out at that token (a noisy running mean of the first
 eight embedding coordinates). Three decimals, from a fixed numpy seed.
 """
@@ -41,7 +41,7 @@ def weights() -> dict[str, np.ndarray]:
 
 def data(seed=0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
-    X = np.round(rng.normal(0.0, 1.0, size=(SEQ_LEN, 64)), 3)
+    X = np.round(rng.normal(0.0, 1.0, size=(SEQ_LEN, _model_torch().D_MODEL)), 3)
     running = np.cumsum(X[:, :8].mean(axis=1)) / np.arange(1, SEQ_LEN + 1)
     y = np.round(2.0 * running + rng.normal(0.0, 0.1, SEQ_LEN), 3)
     return X, y

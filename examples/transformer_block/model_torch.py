@@ -1,12 +1,12 @@
 """The PyTorch original: a small pre-LN transformer, written with torch.nn modules.
 
     x ← x + MultiheadAttention(LayerNorm(x))     (4 heads, causal mask)
-    x ← x + Linear(GELU(Linear(LayerNorm(x))))   (MLP 64 → 256 → 64, exact GELU)
+    x ← x + Linear(GELU(Linear(LayerNorm(x))))   (MLP 96 → 384 → 96, exact GELU)
 
-``TransformerBlock`` is one such block (d_model 64, 4 heads, MLP 256: 49,984 parameters);
-``Model`` stacks two of them, a final LayerNorm and a linear read-out to one number per
-token: 100,161 parameters. It takes one sequence of tokens, shape (L, 64), unbatched, and
-returns (L,).
+``TransformerBlock`` is one such block (d_model 96, 4 heads, MLP 384: 111,840 parameters);
+``Model`` is ``N_BLOCKS`` of them (one), a final LayerNorm and a linear read-out to one
+number per token: 112,129 parameters. It takes one sequence of tokens, shape (L, 96),
+unbatched, and returns (L,).
 
 Parameter names: ``state_names(module)`` maps each ``state_dict`` key to an identifier
 (``blocks.0.attn.in_proj_weight`` → ``blocks_0_attn_in_proj_weight``); those identifiers are
@@ -18,10 +18,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-D_MODEL = 64
+D_MODEL = 96
 N_HEADS = 4
-D_MLP = 256
-N_BLOCKS = 2
+D_MLP = 384
+N_BLOCKS = 1
 SEED = 0
 
 

@@ -107,12 +107,13 @@ def _entries(step: Step) -> list[_Entry]:
     values = values.reshape(shape)
     finite = np.abs(_finite(values))
     norm = float(finite.max()) if finite.size else 0.0
-    l1, mag = float(finite.sum()), 0.0
-    if scale is not None:
-        scale = scale.reshape(shape)
-        finite_scale = np.abs(_finite(scale))
-        mag = float(finite_scale.max()) if finite_scale.size else 0.0
-        l1 += float(finite_scale.sum())
+    with np.errstate(over="ignore"):  # running magnitudes may sum past float64: inf is fine
+        l1, mag = float(finite.sum()), 0.0
+        if scale is not None:
+            scale = scale.reshape(shape)
+            finite_scale = np.abs(_finite(scale))
+            mag = float(finite_scale.max()) if finite_scale.size else 0.0
+            l1 += float(finite_scale.sum())
     found = [_Entry(step.index, shape, values, scale, norm, mag, l1, _fingerprint(values))]
     if len(shape) == 2:
         t_scale = scale.T if scale is not None else None

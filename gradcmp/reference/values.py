@@ -79,20 +79,15 @@ def tracked_values(problem: Problem, out, grads) -> ReferenceValues:
     # Where the error analysis itself overflows (a 0·∞ in a coefficient), there is no bound:
     # magnitude 0 and an infinite coefficient make that output inconclusive.
     for node in (out, *grads.values()):
-        # A magnitude beyond float64 with a finite error coefficient (a deep network's
-        # magnitudes compound through every exp and layer norm): judge against the size of
-        # the tensor's values instead, which only makes a verdict more cautious (larger τ/M).
-        largest = np.max(np.abs(node.f), initial=0.0)
-        no_scale = ~np.isfinite(node.a) & np.isfinite(node.e)
-        if no_scale.any():  # the tensor's largest value, as the port comparison caps it
-            node.a = np.where(no_scale, largest, node.a)
         # M decides only "inconclusive": τ beyond RESOLUTION_LIMIT (1 %) of M. The running
-        # magnitudes can compound far past every value (an exp of a magnitude per softmax,
-        # heavy cancellation), and a τ larger than every value of the tensor would then pass
-        # as resolved. M at most largest / RESOLUTION_LIMIT: such a τ is inconclusive, and a
-        # τ below the tensor's values is judged as before.
+        # magnitudes can compound far past every value, even past float64 (an exp of a
+        # magnitude per softmax, heavy cancellation), and a τ larger than every value of the
+        # tensor would then pass as resolved. M is at most largest / RESOLUTION_LIMIT: such a
+        # τ is inconclusive, and a τ below the tensor's values is judged as before. (An M
+        # beyond float64 with a finite error coefficient is such an M.)
+        largest = np.max(np.abs(node.f), initial=0.0)
         cap = np.maximum(largest, np.abs(node.f)) / float(agreement.RESOLUTION_LIMIT)
-        node.a = np.minimum(node.a, cap)
+        node.a = np.where(np.isfinite(node.e), np.minimum(node.a, cap), node.a)
         broken = ~(np.isfinite(node.a) & np.isfinite(node.e))
         node.a = np.where(broken, 0.0, node.a)
         node.e = np.where(broken, np.inf, node.e)
