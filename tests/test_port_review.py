@@ -123,11 +123,6 @@ def loss_jax(params, X, y):
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known limit (docs/ports.md): where a port also rearranges the algebra, a side-only "
-    "intermediate with matched inputs (X·gamma) is an equally early root as the bug",
-)
 def test_bug_in_a_rearranged_port_is_located_at_its_line(tmp_path):
     report = _run(tmp_path, REORDERED)
     assert report.port.verdict == "different"

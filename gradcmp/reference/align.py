@@ -215,18 +215,26 @@ class _Side:
         """A float step that is not leaf-like: one a walk may reach."""
         return bool(self.entries.get(index)) and not _leaf_like(self.steps[index])
 
-    def walk(self, start: int) -> tuple[int, set[int]]:
-        """(the root step, the unmatched steps reached) walking back from ``start``."""
+    def walk(self, start: int) -> tuple[list[int], set[int]]:
+        """(the candidate roots, earliest first, and the unmatched steps reached) walking
+        back from ``start``: the reached steps whose inputs all match."""
         if start in self.matched:  # the sides part below float64 resolution here
-            return start, {start}
+            return [start], {start}
         reached, stack = {start}, [start]
         while stack:
             for i in self.steps[stack.pop()].inputs:
                 if i not in reached and not self.fine(i):
                     reached.add(i)
                     stack.append(i)
-        roots = [i for i in reached if all(self.fine(j) for j in self.steps[i].inputs)]
-        return min(roots or reached), reached
+        roots = sorted(i for i in reached if all(self.fine(j) for j in self.steps[i].inputs))
+        return roots or [min(reached)], reached
+
+    def kind(self, index: int) -> tuple[str, tuple[int, ...]]:
+        """A root's operation and shape, in words both frameworks share."""
+        step = self.steps[index]
+        name = step.op.removeprefix("aten.").split(".")[0].split("[")[0]
+        entries = self.entries.get(index)
+        return _KINDS.get(name, name), entries[0].shape if entries else ()
 
     def descendants(self, root: int, within: set[int]) -> list[int]:
         """The steps of ``within`` fed (directly or not) by ``root``, root first, in
@@ -370,12 +378,27 @@ def locate(a: ShadowGraph, b: ShadowGraph, start: str = "loss") -> tuple[Diverge
     sb.match_against(sa)
     ea, eb = sa.entries.get(ia), sb.entries.get(ib)
     outputs_gap = relative_gap(ea[0].values, eb[0].values) if ea and eb else math.inf
-    (ra, reached_a), (rb, reached_b) = sa.walk(ia), sb.walk(ib)
+    (roots_a, reached_a), (roots_b, reached_b) = sa.walk(ia), sb.walk(ib)
+    ra, rb = _paired(sa, roots_a, sb, roots_b), _paired(sb, roots_b, sa, roots_a)
     ra, rb = _idle_op(sa, ra, sb, rb), _idle_op(sb, rb, sa, ra)
     reached_a, reached_b = reached_a | {ra}, reached_b | {rb}
     rel_a = _parting(sa, ra, reached_a, sb, reached_b, outputs_gap)
     rel_b = _parting(sb, rb, reached_b, sa, reached_a, outputs_gap)
     return _divergence(a, sa.steps[ra], rel_a), _divergence(b, sb.steps[rb], rel_b)
+
+
+# Names of the same elementwise operation in the two frameworks.
+_KINDS = {"add_any": "add", "subtract": "sub", "multiply": "mul", "true_divide": "div"}
+
+
+def _paired(side: _Side, roots: list[int], other: _Side, theirs: list[int]) -> int:
+    """The earliest root that the other side also has a root of (the same operation on a
+    tensor of the same shape: the two versions of the changed statement, an eps added to a
+    variance on both sides), else the earliest root. A port that also rearranges the algebra
+    has side-only roots as early as the change (X·gamma for (X − mu)·gamma); they have no
+    such twin."""
+    kinds = {other.kind(i) for i in theirs}
+    return next((i for i in roots if side.kind(i) in kinds), roots[0])
 
 
 def _divergence(graph: ShadowGraph, step: Step, rel: float) -> Divergence:
