@@ -343,3 +343,17 @@ def run_in_child(function: Callable, timeout: float | None):
 
 class ChildFailed(Exception):
     """What ``run_in_child`` ran raised, ran too long, or died."""
+
+
+def run_guarded(function: Callable, timeout: float | None):
+    """``function()`` — the user's code — where a crash or a hang cannot take gradcmp down: in
+    a forked child where forking is safe, else in a thread left behind after ``timeout``
+    seconds. Raises ``ChildFailed`` with a note either way."""
+    from .timeouts import BackendTimeout, call_with_timeout
+
+    if can_fork("torch") and can_fork("jax"):
+        return run_in_child(function, timeout)
+    try:
+        return call_with_timeout(function, timeout, "gradcmp-trace")
+    except BackendTimeout:
+        raise ChildFailed(f"it ran past --timeout ({timeout:g} s)") from None

@@ -187,15 +187,14 @@ def test_the_reference_and_rounding_report_are_the_same_from_either_reader(rows)
     fast, slow = both(raw)
     assert fast is not None and not isinstance(fast, str)
     model = get_model("linear")
-    from gradcmp.reference import compute as reference
-    from gradcmp.reference import exact, rounding
+    from gradcmp.reference import exact, rounding, values
 
     references = []
     for dataset, part_rows in ((fast, 1 << 14), (fast, 3), (slow, 1 << 14)):
         params = Params.from_arrays(model.initial_params(dataset)).with_overrides(["theta1=0.1"])
         problem = Problem(model, dataset, params)
         with (  # also in parts of 3 rows (3 decimal cells)
-            patch.object(reference, "CHUNK_ROWS", part_rows),
+            patch.object(values, "CHUNK_ROWS", part_rows),
             patch.object(exact, "CHUNK_ROWS", part_rows),
             patch.object(rounding, "CHUNK_ROWS", part_rows),
         ):

@@ -17,15 +17,15 @@ from fractions import Fraction
 
 import numpy as np
 
-from ..dtypes import DTYPES, FLOAT64, DType
+from ..dtypes import FLOAT64, DType
 from ..errors import BackendError, InputError, one_line
 from ..problem import Problem
 from . import highprec
-from .exact import CHUNK_ROWS, ChunkedExactData, ExactData, ExactSource
+from .exact import ChunkedExactData, ExactData, ExactSource
 from .rounding import InputRounding
 from .rounding import rounding as _rounding
 from .sides import port_of, shadow_sides
-from .values import ReferenceValues, flattener, tracked_values
+from .values import ReferenceValues, flattener, same_inputs, tracked_values
 
 NAME = "exact"
 
@@ -106,7 +106,7 @@ def compute_reference(
     try:
         by_dtype: dict[str, ReferenceValues] = {}
         for dtype in dtypes:
-            same = next((d for d in by_dtype if _same_inputs(problem, d, dtype.name)), None)
+            same = next((d for d in by_dtype if same_inputs(problem, d, dtype.name)), None)
             by_dtype[dtype.name] = by_dtype[same] if same else for_dtype(dtype)
         written_is_float64 = data.written_in_float64 and params.exact == params.exact_as_dtype(
             FLOAT64
@@ -186,17 +186,11 @@ def reference_from_sides(
 def _fallback_in_child(problem: Problem, why: str, timeout: float | None):
     """``_float64_fallback`` of a file's sides, run where a crash or hang of the user's code
     cannot take gradcmp down (a forked child, or a thread under ``timeout``)."""
-    from ..timeouts import BackendTimeout, call_with_timeout
-    from ..workers import ChildFailed, can_fork, run_in_child
-
-    def fallback():
-        return _float64_fallback(problem, why, spec_only=False)
+    from ..workers import ChildFailed, run_guarded
 
     try:
-        if can_fork("torch") and can_fork("jax"):
-            return run_in_child(fallback, timeout)
-        return call_with_timeout(fallback, timeout, "gradcmp-trace")
-    except (ChildFailed, BackendTimeout) as exc:
+        return run_guarded(lambda: _float64_fallback(problem, why, spec_only=False), timeout)
+    except ChildFailed as exc:
         raise BackendError(
             f"no reference: {why}; and float64 autodiff of the sides failed too ({exc})",
             where=problem.model.source,
@@ -320,25 +314,3 @@ def out_of_range(problem: Problem, dtype: DType) -> str:
             row = "" if label.startswith("parameter") else f" row {bad[0] + 1}"
             return f"{label}{row} = {float(original[bad[0]])!r} overflows {dtype.name}"
     return ""
-
-
-def _same_inputs(problem: Problem, a: str, b: str) -> bool:
-    """Whether dtypes ``a`` and ``b`` receive the same values (then one reference serves both)."""
-    (Xa, ya), (Xb, yb) = (problem.inputs(DTYPES[d]) for d in (a, b))
-    pa, pb = (problem.params.as_dtype(DTYPES[d]) for d in (a, b))
-    return (
-        _equal_values(Xa, Xb)
-        and _equal_values(ya, yb)
-        and all(_equal_values(pa[k], pb[k]) for k in pa)
-    )
-
-
-def _equal_values(a: np.ndarray, b: np.ndarray) -> bool:
-    """Equal as numbers (across dtypes), compared a part at a time."""
-    a, b = np.ravel(a), np.ravel(b)
-    return a.size == b.size and all(
-        np.array_equal(
-            a[i : i + CHUNK_ROWS].astype(np.float64), b[i : i + CHUNK_ROWS].astype(np.float64)
-        )
-        for i in range(0, a.size, CHUNK_ROWS)
-    )

@@ -14,16 +14,15 @@ import dataclasses
 import importlib
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..dtypes import FLOAT64, DType
 from ..errors import one_line
 from ..problem import Problem
-from ..timeouts import BackendTimeout, call_with_timeout
 from . import highprec
-from .values import ReferenceValues, tracked_values
+from .values import ReferenceValues, same_inputs, tracked_values
 
 # framework → (module of gradcmp.reference, its shadow function)
 TRACERS = {"torch": ("trace_torch", "shadow_torch"), "jax": ("trace_jax", "shadow_jax")}
@@ -57,14 +56,6 @@ class SideReference:
         )
 
 
-@dataclass(frozen=True)
-class FallbackValues:
-    """A side's float64 autodiff values, where no side could be shadow-evaluated."""
-
-    loss: float
-    grads: dict[str, float] = field(default_factory=dict)
-
-
 def shadow_sides(
     problem: Problem, dtypes: list[DType], timeout: float | None = None
 ) -> dict[str, SideReference]:
@@ -72,29 +63,18 @@ def shadow_sides(
     Tracing runs the side's own code, so each side is traced in a forked child of its own
     where that is safe (a crash or a hang there fails that side, not the other, nor gradcmp);
     past ``timeout`` seconds it is left and the side has no shadow reference."""
-    from ..workers import ChildFailed, can_fork, run_in_child
+    from ..workers import ChildFailed, run_guarded
 
     sides = {}
     for side in problem.model.sides:
         framework = side.removeprefix("loss_")
         try:
-            if can_fork("torch") and can_fork("jax"):
-                sides[side] = run_in_child(
-                    lambda side=side: _portable(_shadow_side(problem, side, dtypes)), timeout
-                )
-            else:
-                sides[side] = call_with_timeout(
-                    lambda side=side: _shadow_side(problem, side, dtypes), timeout, "gradcmp-trace"
-                )
-        except BackendTimeout:
-            sides[side] = SideReference(side, framework, {}, None, failure=_past(timeout))
+            sides[side] = run_guarded(
+                lambda side=side: _portable(_shadow_side(problem, side, dtypes)), timeout
+            )
         except ChildFailed as exc:
             sides[side] = SideReference(side, framework, {}, None, failure=f"tracing: {exc}")
     return sides
-
-
-def _past(timeout) -> str:
-    return f"tracing ran past --timeout ({timeout:g} s)"
 
 
 def _portable(side: SideReference) -> SideReference:
@@ -114,25 +94,25 @@ def _shadow_side(problem: Problem, side: str, dtypes: list[DType]) -> SideRefere
     try:
         module_name, shadow_name = TRACERS[framework]
         shadow = getattr(importlib.import_module(f"{__package__}.{module_name}"), shadow_name)
-        seen: list[tuple[tuple, ReferenceValues]] = []
+        done: dict[str, ReferenceValues] = {}  # dtype → values; one per distinct inputs
         for dtype in [FLOAT64, *(d for d in dtypes if d != FLOAT64)]:
-            X, y = problem.inputs(dtype)
-            X = np.asarray(X, dtype=np.float64)
-            y = np.asarray(y, dtype=np.int64 if y.dtype.kind in "iu" else np.float64)
-            params = {
-                k: np.asarray(v, dtype=np.float64)
-                for k, v in problem.params.as_dtype(dtype).items()
-            }
-            key = (X.tobytes(), y.tobytes(), *(p.tobytes() for p in params.values()))
-            values = next((v for k, v in seen if k == key), None)
-            if values is None:
+            same = next((d for d in done if same_inputs(problem, d, dtype.name)), None)
+            if same is not None:
+                done[dtype.name] = done[same]
+            else:
+                X, y = problem.inputs(dtype)
+                X = np.asarray(X, dtype=np.float64)
+                y = np.asarray(y, dtype=np.int64 if y.dtype.kind in "iu" else np.float64)
+                params = {
+                    k: np.asarray(v, dtype=np.float64)
+                    for k, v in problem.params.as_dtype(dtype).items()
+                }
                 g = shadow(function, params, X, y, side=side, user_file=problem.model.source)
-                values = tracked_values(problem, g.loss, g.grads)
-                seen.append((key, values))
+                done[dtype.name] = tracked_values(problem, g.loss, g.grads)
                 if dtype == FLOAT64:
-                    graph, at_float64, steps = g, values, len(g.steps)
-            if any(d == dtype for d in dtypes):
-                by_dtype[dtype.name] = values
+                    graph, at_float64, steps = g, done[dtype.name], len(g.steps)
+            if dtype in dtypes:
+                by_dtype[dtype.name] = done[dtype.name]
     except highprec.NotDifferentiable as exc:  # the tracer's words: "SIDE: op at FILE:LINE …"
         failure = str(exc).removeprefix(f"{side}: ")
         return SideReference(side, framework, {}, None, failure=failure, nonfinite=True)

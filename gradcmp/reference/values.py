@@ -8,10 +8,11 @@ from fractions import Fraction
 import numpy as np
 
 from .. import agreement
-from ..dtypes import DType
+from ..dtypes import DTYPES, DType
 from ..params import element_names
 from ..problem import Problem
 from . import highprec
+from .exact import CHUNK_ROWS
 
 
 @dataclass(frozen=True)
@@ -105,4 +106,26 @@ def tracked_values(problem: Problem, out, grads) -> ReferenceValues:
     }
     return ReferenceValues(
         loss, grad_values, magnitudes, coefficients=coefficients, underflows=underflows
+    )
+
+
+def same_inputs(problem: Problem, a: str, b: str) -> bool:
+    """Whether dtypes ``a`` and ``b`` receive the same values (then one reference serves both)."""
+    (Xa, ya), (Xb, yb) = (problem.inputs(DTYPES[d]) for d in (a, b))
+    pa, pb = (problem.params.as_dtype(DTYPES[d]) for d in (a, b))
+    return (
+        _equal_values(Xa, Xb)
+        and _equal_values(ya, yb)
+        and all(_equal_values(pa[k], pb[k]) for k in pa)
+    )
+
+
+def _equal_values(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal as numbers (across dtypes), compared a part at a time."""
+    a, b = np.ravel(a), np.ravel(b)
+    return a.size == b.size and all(
+        np.array_equal(
+            a[i : i + CHUNK_ROWS].astype(np.float64), b[i : i + CHUNK_ROWS].astype(np.float64)
+        )
+        for i in range(0, a.size, CHUNK_ROWS)
     )
