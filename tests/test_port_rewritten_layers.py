@@ -1,5 +1,6 @@
-"""Adversarial review of the port verdict: correct ports that must be `same`, and a single-line
-bug that must be located at its own line. Each test says what it protects."""
+"""Correct ports written differently (an exact-zero key-bias gradient, a bias before a layer
+norm, masked attention, noise around 0 in the float64 fallback) are the same function, and a
+one-line bug in a port that also rearranges its algebra is located at its own line."""
 
 from __future__ import annotations
 

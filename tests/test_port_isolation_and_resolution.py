@@ -1,6 +1,6 @@
-"""Second adversarial review of ports (tracing isolation, rows' M, LABELS). Tests marked BUG
-fail today because of the gradcmp bug their comment names; the others protect behaviour that
-was verified to hold."""
+"""A side's program is run in isolation (its crash or hang fails that side, never gradcmp nor the
+other side), a τ beyond every value of its tensor is never resolved, integer labels reach a
+port's sides, and a narrowing cast fails its side's float64 rows."""
 
 from __future__ import annotations
 
@@ -45,12 +45,9 @@ def loss_jax(params, X, y):
 CRASH = "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"
 
 
-# BUG: when tracing fails for every side (both sides are traced in ONE forked child,
-# reference/sides.py shadow_sides), reference/compute.py reference_from_sides calls
-# _float64_fallback, which runs loss_torch through torch-grad IN THE MAIN PROCESS, without the
-# fork's isolation or --timeout. A loss_torch that crashes kills gradcmp itself: exit -11
-# (shell 139), no report. (A loss_torch that calls sys.exit(3) ends gradcmp silently with 3;
-# one that hangs hangs gradcmp past --timeout.) Expected: a report, exit 3 (a backend failed).
+# A loss_torch that crashes, with loss_jax failing too, once took gradcmp down (exit 139, no
+# report): the all-sides fallback ran loss_torch in the main process. It now runs out of
+# process: a report or one line, exit 3.
 def test_a_crashing_torch_side_does_not_crash_gradcmp(tmp_path):
     source = SEGV.replace("TORCH", CRASH).replace("JAX", "pass")
     run = _cli(
@@ -72,11 +69,8 @@ def test_a_crashing_torch_side_does_not_crash_gradcmp(tmp_path):
     assert report["port"]["verdict"] == "unknown"
 
 
-# BUG: both sides are traced in one forked child (reference/sides.py shadow_sides wraps the
-# whole _traced loop in run_in_child), so a crash (or hang, or os._exit) in loss_jax also
-# fails loss_torch's shadow reference: the report says "loss_torch: tracing: its process died
-# (signal 11)" and torch-grad, against nothing, is no longer judged by its own graph.
-# Expected: loss_torch keeps its reference (and its rows their verdict); only loss_jax fails.
+# Each side is traced in a child of its own: a crash in loss_jax leaves loss_torch its
+# reference, and torch-grad its verdict against its own graph.
 def test_a_crashing_jax_side_leaves_the_torch_side_its_reference(tmp_path):
     source = SEGV.replace("TORCH", "pass").replace("JAX", CRASH)
     run = _cli(
@@ -99,13 +93,9 @@ def test_a_crashing_jax_side_leaves_the_torch_side_its_reference(tmp_path):
     assert torch_row["verdict"] == "agree", torch_row
 
 
-# BUG: the recent cap ("a τ larger than every value of its tensor must not pass as resolved",
-# reference/values.py tracked_values(capped=True)) is applied to the sides only; the generic
-# loss's high-precision reference (compute._evaluate_highprec → tracked_values(capped=False))
-# still judges rows by the running magnitude M. Here the loss has a large offset c that
-# cancels (a variance), τ of w is ~17 while every w gradient is ≤ 3.1, and a hand-derived
-# gradient that is HALF the truth (a planted bug, off by 1.5) is called `agree`, exit 0.
-# Expected: inconclusive (τ beyond every value) or disagree; never agree.
+# The generic loss's reference caps M at 100 × its tensor's largest value too: here a large
+# offset c cancels (a variance), τ of w is ~17 while every w gradient is ≤ 3.1, and a
+# hand-derived gradient that is half the truth must not be called `agree`.
 CANCEL = """
 PARAMS = {"w": [1.0, 0.5, -0.5, 0.25], "c": 1.0e15}
 def loss(params, X, y, xp):
