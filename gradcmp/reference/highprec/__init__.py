@@ -47,8 +47,8 @@ values (log 0 = −∞, 0/0 = NaN) instead of exceptions, and companions that st
 
 from __future__ import annotations
 
-# tracked first: it loads the operation modules once ``Tracked`` exists (they import it).
-from . import tracked
+# operators installs Tracked's arithmetic (x + y, x @ y, x[i]) from the operation modules.
+from . import operators, tracked  # noqa: F401
 from .elementwise import (
     abs_,
     add,

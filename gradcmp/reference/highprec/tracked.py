@@ -1,8 +1,8 @@
 """The numbers: MPFR working precision, conversions, and ``Tracked`` (values with companions).
 
-Every operation module builds on this one. ``Tracked`` forwards its operators (``x + y``,
-``x @ y``, ``x[i]``) to the operation modules, imported at the bottom of this file: they
-import ``Tracked`` from here, so they can only be loaded once it exists.
+Every operation module builds on this one and this one imports none of them: ``Tracked``'s
+operators that compute (``x + y``, ``x @ y``, ``x[i]``, ``x.T``) are installed by
+``operators.py``, which the package imports right after this module.
 """
 
 from __future__ import annotations
@@ -217,81 +217,14 @@ class Tracked:
     def __float__(self) -> float:
         return float(self.v.reshape(())[()]) if self.size == 1 else float("nan")
 
-    @property
-    def T(self) -> Tracked:
-        return shape.transpose(self)
-
-    @property
-    def mT(self) -> Tracked:
-        return shape.matrix_transpose(self)
-
-    def reshape(self, *new_shape) -> Tracked:
-        if len(new_shape) == 1 and isinstance(new_shape[0], tuple | list):
-            new_shape = new_shape[0]
-        return shape.reshape(self, tuple(new_shape))
-
     def astype(self, dtype, copy=True):
         kind = np.dtype(dtype).kind
         if kind in "iub":
             return np.array([int(x) for x in self.v.ravel()]).reshape(self.shape).astype(dtype)
         return self
 
-    def sum(self, axis=None, keepdims=False):
-        return shape.sum_(self, axis=axis, keepdims=keepdims)
-
-    def mean(self, axis=None, keepdims=False):
-        return reductions.mean(self, axis=axis, keepdims=keepdims)
-
-    def __getitem__(self, index) -> Tracked:
-        return shape.getitem(self, index)
-
-    # --- arithmetic -----------------------------------------------------------------------
-    def __add__(self, other):
-        return elementwise.add(self, other)
-
-    def __radd__(self, other):
-        return elementwise.add(other, self)
-
-    def __sub__(self, other):
-        return elementwise.subtract(self, other)
-
-    def __rsub__(self, other):
-        return elementwise.subtract(other, self)
-
-    def __mul__(self, other):
-        return elementwise.multiply(self, other)
-
-    def __rmul__(self, other):
-        return elementwise.multiply(other, self)
-
-    def __truediv__(self, other):
-        return elementwise.divide(self, other)
-
-    def __rtruediv__(self, other):
-        return elementwise.divide(other, self)
-
-    def __neg__(self):
-        return elementwise.negative(self)
-
     def __pos__(self):
         return self
-
-    def __pow__(self, power):
-        return functions.pow_(self, power)
-
-    def __rpow__(self, base):
-        return functions.pow_(base, self)
-
-    # ``products.matmul`` is looked up at each call (a test swaps in the element-by-element
-    # product to check the exact one against it).
-    def __matmul__(self, other):
-        return products.matmul(self, other)
-
-    def __rmatmul__(self, other):
-        return products.matmul(other, self)
-
-    def __abs__(self):
-        return elementwise.abs_(self)
 
     # Comparisons give plain boolean arrays (for ``where`` masks, one-hot labels), from the
     # values; so Tracked arrays are not hashable (nothing here hashes them).
@@ -365,7 +298,3 @@ def to_fraction(value) -> Fraction:
         raise ValueError(f"the loss or its gradient is {number}")
     numerator, denominator = number.as_integer_ratio()  # in lowest terms
     return Fraction(int(numerator), int(denominator))
-
-
-# The operation modules import what they need from this one, which is complete by now.
-from . import elementwise, functions, products, reductions, shape  # noqa: E402
