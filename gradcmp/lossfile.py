@@ -15,6 +15,8 @@ the user's permissions. It defines
     ACCEPT = 1e-6                               # optional: a port difference accepted
     LABELS = True                               # optional: y as integer class labels
     def grad_native(params, X, y): ...          # optional: hand-derived gradient, Python floats
+    def grad_torch_dist(params, X, y, ctx): ... # optional: one rank's step, synchronised by
+    def grad_jax_dist(params, X, y, ctx): ...   #   the user (backends torch-dist:N, jax-dist:N)
 """
 
 from __future__ import annotations
@@ -80,7 +82,21 @@ def load(path: str | Path) -> Model:
         accept=accept,
         integer_targets=labels,
         validate=_labels_check(name) if labels else None,
+        distributed_steps=_distributed_steps(module, name),
+        recipe=("file", name),
     )
+
+
+def _distributed_steps(module, where: str) -> dict:
+    """The file's own distributed steps (docs/design.md, "Loss files"): framework → function."""
+    steps = {}
+    for framework in ("torch", "jax"):
+        step = getattr(module, f"grad_{framework}_dist", None)
+        if step is not None:
+            if not callable(step):
+                raise InputError(f"grad_{framework}_dist is not a function", where=where)
+            steps[framework] = step
+    return steps
 
 
 def _params_mapping(params, path: Path):

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -19,36 +17,36 @@ from .agreement import (
     INCONCLUSIVE,
     Error,
     explain,
+    gamma,
     measure,
     to_float,
     verdict_of,
     worst,
 )
 from .backends import BACKENDS, missing_modules
-from .backends.base import Output, SkipBackend
+from .distributed.consensus import rank_status
 from .dtypes import DTYPES, DType
 from .errors import (
     EXIT_AGREE,
     EXIT_BACKEND,
     EXIT_DISAGREE,
     EXIT_INCONCLUSIVE,
-    one_line,
 )
-from .lossfile import where_in_file
-from .models.base import NoSuchSide
-from .params import element_names
+from .execute import (
+    FAILED,
+    OK,
+    SKIPPED,
+    Outcome,
+    execute,
+    finish_world,
+    one_line_of,
+    start_world,
+)
 from .problem import Problem
 from .reference.bug_kinds import bug_kind
 from .reference.compute import Reference, compute_reference, out_of_range
 from .reference.sides import compare_float64_rows
-from .timeouts import BackendTimeout, call_with_timeout
 from .workers import can_fork, framework_of, run_in_workers
-
-OK, FAILED, SKIPPED = "ok", "failed", "skipped"
-
-
-class OutputError(Exception):
-    """A backend returned something other than a finite-shaped loss and gradient."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +65,8 @@ class Result:
     side: str = ""  # the loss file's function that ran (loss, loss_torch, grad_native, …)
     missing: bool = False  # skipped because its framework is not installed
     reference: str = ""  # what it was judged against: exact, highprec, or a side (loss_jax)
+    # A distributed backend's world: size, engine, comm, rows per shard, per-rank status.
+    world: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -137,9 +137,12 @@ def run(
         for dtype in dtypes
         if dtype.name not in unusable and dtype.name in BACKENDS[name].dtypes
     ]
+    worlds = [n for n in backends if hasattr(BACKENDS[n], "finish") and not missing[n]]
     groups: dict[str, list[tuple[str, str]]] = {}
     if workers:
         for call in calls:
+            if call[0] in worlds:
+                continue
             framework = framework_of(BACKENDS[call[0]])
             if framework is not None and can_fork(framework):
                 groups.setdefault(framework, []).append(call)
@@ -151,14 +154,34 @@ def run(
     def compute_the_reference() -> None:
         box["reference"] = compute_reference(problem, dtypes, unusable, timeout)
 
-    from_workers = run_in_workers(
-        groups,
-        lambda name: BACKENDS[name].setup(),
-        lambda name, dtype: _execute(problem, name, DTYPES[dtype], None),
-        timeout,
-        failed=lambda note: Outcome(FAILED, note=note),
-        while_waiting=compute_the_reference,
-    )
+    def world_dtypes(name: str) -> list[DType]:
+        return [DTYPES[d] for n, d in calls if n == name]
+
+    started = {}
+    try:
+        # The first world starts now: its ranks import their framework while the reference
+        # is computed here. The others start one after another (N ranks each on these cores).
+        if worlds:
+            started[worlds[0]] = start_world(problem, worlds[0], world_dtypes(worlds[0]), timeout)
+        from_workers = run_in_workers(
+            groups,
+            lambda name: BACKENDS[name].setup(),
+            lambda name, dtype: execute(problem, name, DTYPES[dtype], None),
+            timeout,
+            failed=lambda note: Outcome(FAILED, note=note),
+            while_waiting=compute_the_reference,
+        )
+        from_worlds = {}
+        for name in worlds:
+            world = started.pop(name, None) or start_world(
+                problem, name, world_dtypes(name), timeout
+            )
+            outcomes = finish_world(problem, name, world_dtypes(name), world)
+            from_worlds.update({(name, d): o for d, o in outcomes.items()})
+    finally:
+        for world in started.values():  # Ctrl-C, or an error here: no rank left behind
+            if not isinstance(world, Exception):
+                world.end()
     reference = box["reference"]
     timings["reference"] = reference.seconds
     timings["setup"].update(from_workers.setup_seconds)
@@ -172,7 +195,7 @@ def run(
             try:
                 backend.setup()
             except Exception as exc:  # a broken install is this backend's failure, not ours
-                setup_errors[name] = _one_line(exc)
+                setup_errors[name] = one_line_of(exc)
             timings["setup"][name] = time.perf_counter() - start
         for dtype in dtypes:
             call = (name, dtype.name)
@@ -192,8 +215,10 @@ def run(
             else:
                 if call in forked:
                     outcome = from_workers.outcomes[call]
+                elif call in from_worlds:
+                    outcome = from_worlds[call]
                 else:
-                    outcome = _execute(problem, name, dtype, timeout)
+                    outcome = execute(problem, name, dtype, timeout)
                 results.append(_judge(problem, reference, name, dtype, outcome))
     results = _note_jit_versus_eager(results, reference)
     for r in results:
@@ -255,40 +280,6 @@ def _note_jit_versus_eager(results: list[Result], reference: Reference) -> list[
     return noted
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """What one backend call gave, before it is judged: small and picklable (a worker sends
-    it back), the backend's arrays already flattened to floats."""
-
-    status: str  # ok | failed | skipped
-    seconds: float | None = None
-    note: str = ""
-    loss: float | None = None
-    grads: dict[str, float] = field(default_factory=dict)
-    output: Output | None = None  # its notes, side, compile time and own bounds; no arrays
-
-
-def _execute(problem: Problem, name: str, dtype: DType, timeout: float | None) -> Outcome:
-    start = time.perf_counter()
-    try:
-        # What a loss prints goes to stderr: stdout carries the report (JSON, JUnit …).
-        with contextlib.redirect_stdout(sys.stderr):
-            output = call_with_timeout(lambda: BACKENDS[name].compute(problem, dtype), timeout)
-        seconds = time.perf_counter() - start
-        loss, grads = _flatten(problem, output.loss, output.grads)
-    except (SkipBackend, NoSuchSide) as exc:
-        return Outcome(SKIPPED, note=str(exc))
-    except (Exception, SystemExit) as exc:  # the backend failed (a loss may even sys.exit)
-        seconds = time.perf_counter() - start
-        note = _one_line(exc)
-        if problem.model.source != "built-in":  # point into the user's loss file
-            where = where_in_file(exc, problem.model.source)
-            note = f"{where}: {note}" if ":" in where.removeprefix(problem.model.source) else note
-        return Outcome(FAILED, seconds=seconds, note=note)
-    light = dataclasses.replace(output, loss=None, grads={})
-    return Outcome(OK, seconds, loss=loss, grads=grads, output=light)
-
-
 def _judge(
     problem: Problem, reference: Reference, name: str, dtype: DType, outcome: Outcome
 ) -> Result:
@@ -304,6 +295,13 @@ def _judge(
         k: measure(v, truth[k], dtype, magnitudes.get(k, zero), _tau(exact, output, k, dtype, rows))
         for k, v in values.items()
     }
+    world = output.world
+    if world is not None:  # every rank's gradient against the truth, not rank 0's alone
+        judge_rank = lambda flat: {  # noqa: E731
+            k: measure(v, truth[k], dtype, magnitudes[k], _tau(exact, output, k, dtype, rows))
+            for k, v in flat.items()
+        }
+        world, rank_errors = rank_status(world, grads, outcome.other_ranks, judge_rank)
     notes = list(output.notes)
     non_finite = [k for k, v in values.items() if not math.isfinite(v)]
     if non_finite:
@@ -311,6 +309,11 @@ def _judge(
     if output.run_seconds is not None:  # compiled: the call alone, compilation apart
         seconds = output.run_seconds
     verdict, why = verdict_of(errors), explain(errors, truth, dtype, rows)
+    if world is not None and (finding := world.get("finding")):
+        # Ranks hold different gradients: the run is wrong even where rank 0 is right.
+        verdict = DISAGREE
+        worst_rank = rank_errors and explain(rank_errors, truth, dtype, rows)
+        why = f"{finding}" + (f"; {worst_rank}" if worst_rank else "")
     own_side = reference.sides.get(output.side)
     if own_side is not None and own_side.nonfinite and non_finite:
         # The program itself makes the NaN or inf (its own graph does, exactly): the backend
@@ -356,6 +359,7 @@ def _judge(
         why=why,
         side=output.side if problem.model.source != "built-in" else "",
         reference=judged_by,
+        world=world,
     )
 
 
@@ -370,32 +374,14 @@ DERIVATIVE_FREE = ("finite-diff", "complex-step")
 
 
 def _tau(exact, output, name: str, dtype: DType, rows: int) -> Fraction | None:
-    """The rule's τ, or the backend's own (larger) bound where its error is not rounding."""
+    """The rule's τ, or the backend's own (larger) bound where its error is not rounding;
+    for a distributed backend, plus γ_k·M for the k roundings its reduction adds."""
     tau = exact.bound(name, dtype, rows)
+    if tau is not None and output.extra_roundings:
+        g = gamma(output.extra_roundings, Fraction(1, 2**dtype.precision))
+        magnitude = exact.magnitudes.get(name)
+        tau = None if g is None or magnitude is None else tau + g * magnitude
     own = output.bounds.get(name) if output.bounds else None
     if own is None or tau is None or not math.isfinite(own):
         return tau
     return max(tau, Fraction(own))
-
-
-def _flatten(problem: Problem, loss, grads) -> tuple[float | None, dict[str, float]]:
-    """Check the shapes a backend returned and flatten to element names → Python floats."""
-    loss_array = np.asarray(loss if loss is not None else np.nan)
-    if loss_array.size != 1:
-        raise OutputError(f"loss has shape {loss_array.shape}, expected a scalar")
-    expected = problem.params.values
-    if set(grads) != set(expected):
-        raise OutputError(f"gradient for {sorted(grads)}, expected {sorted(expected)}")
-    flat: dict[str, float] = {}
-    for name, value in expected.items():
-        g = np.asarray(grads[name])
-        if g.shape != value.shape:
-            raise OutputError(f"gradient of {name} has shape {g.shape}, expected {value.shape}")
-        flat.update(zip(element_names(name, value.shape), g.astype(np.float64).ravel().tolist()))
-    return (None if loss is None else float(loss_array.reshape(()))), flat
-
-
-def _one_line(exc: BaseException) -> str:
-    if isinstance(exc, OutputError | BackendTimeout):  # gradcmp's own words: no type name
-        return str(exc).strip().splitlines()[0]
-    return one_line(exc)

@@ -161,7 +161,7 @@ def become_child(parent: int) -> None:
     code under test prints to stderr, since stdout carries the report (JSON, JUnit …)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    _die_with_parent(parent)
+    die_with_parent(parent)
     sys.stdout.flush()
     try:
         os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
@@ -169,7 +169,7 @@ def become_child(parent: int) -> None:
         sys.stdout = sys.stderr
 
 
-def _die_with_parent(parent: int) -> None:
+def die_with_parent(parent: int) -> None:
     """End this worker when gradcmp ends, however it ends (SIGTERM from a CI job's cancel,
     SIGKILL): Linux's PR_SET_PDEATHSIG; elsewhere the pipe's end does it at the next send."""
     try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from ..errors import UsageError
 from .base import Backend, Output, missing_modules
 from .complex_step import ComplexStep
+from .distributed import DEFAULT_WORLD_SIZE, ENGINES, parse_distributed
 from .finite_diff import FiniteDiff
 from .jax_fwd import JaxFwd
 from .jax_grad import JaxGrad
@@ -16,9 +17,21 @@ from .torch_backward import TorchBackward
 from .torch_func import TorchFunc
 from .torch_grad import TorchGrad
 
+
+class _Registry(dict):
+    """Backends by name; a distributed one (``torch-ddp:4``) is made when first named."""
+
+    def __missing__(self, name: str) -> Backend:
+        backend = parse_distributed(name)
+        if backend is None:
+            raise KeyError(name)
+        self[name] = backend
+        return backend
+
+
 # The order of the table. The first four are the seed's.
-BACKENDS: dict[str, Backend] = {
-    b.name: b
+BACKENDS: dict[str, Backend] = _Registry(
+    (b.name, b)
     for b in (
         Native(),
         TorchGrad(),
@@ -31,7 +44,10 @@ BACKENDS: dict[str, Backend] = {
         FiniteDiff(),
         ComplexStep(),
     )
-}
+)
+
+# Registered up front: ``-b all`` and ``gradcmp backends`` (distributed ones are made by name).
+SINGLE_PROCESS = tuple(BACKENDS)
 
 # What runs without -b: the seed's four (quick); ``-b all`` runs every registered backend.
 DEFAULT_BACKENDS = ("native", "torch-grad", "torch-backward", "jax-grad")
@@ -49,12 +65,14 @@ def parse_backends(text: str) -> list[str]:
     for name in names:
         if name == REFERENCE_NAME:
             continue
-        if name == "all":
-            chosen.extend(b for b in BACKENDS if b not in chosen)
+        if name == "all":  # every single-process backend; a world is asked for by name
+            chosen.extend(b for b in SINGLE_PROCESS if b not in chosen)
             continue
-        if name not in BACKENDS:
-            known = ", ".join(BACKENDS)
+        if name not in BACKENDS and parse_distributed(name) is None:
+            known = ", ".join([*SINGLE_PROCESS, *(f"{e}:N" for e in ENGINES)])
             raise UsageError(f"unknown backend {name!r}", hint=f"choose from {known}")
+        if name in ENGINES:  # the default world size, named
+            name = f"{name}:{DEFAULT_WORLD_SIZE}"
         if name not in chosen:
             chosen.append(name)
     if not chosen:

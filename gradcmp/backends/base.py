@@ -27,6 +27,12 @@ class Output:
     # Element name → the bound to judge it by, where the backend's own error is not rounding
     # (finite differences' truncation): replaces the rule's τ when larger.
     bounds: dict[str, float] | None = None
+    # A distributed backend (distributed.py): the world (size, engine, comm, rows per shard),
+    # the gradient every rank holds (rank order; ``grads`` is rank 0's), and how many
+    # roundings its reduction adds to the rule's τ.
+    world: dict | None = None
+    rank_grads: tuple[Mapping[str, Any], ...] = ()
+    extra_roundings: int = 0
 
 
 class Backend(Protocol):

@@ -102,6 +102,12 @@ class Model:
     accept: float = 0.0
     # The target is class labels: every backend and reference receives y as integers.
     integer_targets: bool = False
+    # framework ("torch", "jax") -> the loss file's own distributed step (grad_torch_dist,
+    # grad_jax_dist): a rank's gradient after the user's own synchronisation.
+    distributed_steps: Mapping[str, Callable] = field(default_factory=dict)
+    # How a fresh process (a distributed rank) builds this model again: ("file", path),
+    # ("mlp", hidden, seed), or () for a built-in model known by its name.
+    recipe: tuple = ()
 
     def initial_params(self, data) -> dict[str, np.ndarray]:
         """The starting point for a Dataset (or DataShape): the model's own, else zeros (as in

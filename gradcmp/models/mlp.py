@@ -167,6 +167,7 @@ def make(hidden: tuple[int, ...] = DEFAULT_HIDDEN, seed: int = 0) -> Model:
         native=native_for(len(hidden)),
         numpy_grad=numpy_grad_for(len(hidden)),
         initial=initial_for(hidden, seed),
+        recipe=("mlp", hidden, seed),
     )
 
 

@@ -90,7 +90,14 @@ def _result(r: Result, groups: dict[str, list[str]] | None = None) -> dict:
         "seconds": r.seconds,
         "compile_seconds": r.compile_seconds,
         "note": r.note,
+        **(_world(r.world) if r.world is not None else {}),
     }
+
+
+def _world(world: dict) -> dict:
+    """A distributed result's world (docs/design.md, "JSON report")."""
+    keys = ("world_size", "engine", "comm", "shards", "reduction", "startup_seconds", "ranks")
+    return {k: world.get(k) for k in keys}
 
 
 def _port(report: Report) -> dict:

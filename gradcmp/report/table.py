@@ -210,6 +210,23 @@ def verdict_lines(report: Report) -> list[str]:
         if r.note:
             kind = "note" if r.status == OK else r.status
             lines.append(f"  {r.backend} {r.dtype}: {kind}: {r.note}")
+    return lines + world_lines(report)
+
+
+def world_lines(report: Report) -> list[str]:
+    """One line per distributed backend: its engine, communication and rows per rank."""
+    lines, seen = [], set()
+    for r in report.results:
+        if r.world is None or r.backend in seen:
+            continue
+        seen.add(r.backend)
+        w = r.world
+        rows = ", ".join(map(str, w["shards"]))
+        reduction = f", each rank's loss weighted as a {w['reduction']}" if w["reduction"] else ""
+        lines.append(
+            f"  {r.backend}: {w['engine']} over {w['comm']}, {w['world_size']} ranks, "
+            f"rows per rank {rows}{reduction}; start-up {w['startup_seconds']:.2f} s"
+        )
     return lines
 
 

@@ -1,0 +1,203 @@
+"""Start a world of rank processes, collect what each sends back, and leave nothing behind.
+
+Ranks are spawned (``python -m gradcmp.distributed.rank``), never forked: a forked copy of a
+process that already runs threads (BLAS, XLA, gloo) can deadlock, and torch.distributed
+expects fresh interpreters. Each rank
+
+- runs one compute thread (``OMP_NUM_THREADS=1``), so N ranks on N cores do not fight;
+- lives in a session of its own: Ctrl-C in the terminal reaches gradcmp only, which ends the
+  whole world (a rank that got the signal itself would die mid-collective and hang the others);
+- dies with gradcmp however gradcmp ends (SIGTERM, SIGKILL: Linux's PR_SET_PDEATHSIG);
+- writes its result to a file of its own (atomically) before it tears down the process group,
+  so a rank that aborts at teardown after sending is a note, not a failure.
+
+torch ranks meet at a TCPStore that rank 0 opens on 127.0.0.1 at a port the OS picks (no race
+between parallel runs); it writes the port to the world's directory, where the others read it.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+from ..errors import timed_out
+
+JOB_FILE = "job.pkl"
+PORT_FILE = "port"
+POLL_SECONDS = 0.02
+# After one rank fails, how long the others may take to fail too (their own reason is
+# usually clearer than "killed"): then the world is ended.
+GRACE_SECONDS = 2.0
+
+
+class SkipWorld(Exception):
+    """Raised in a rank: this world cannot compute this problem (every rank decides alike,
+    before any collective); the backend is skipped with the reason."""
+
+
+@dataclass
+class WorldOutcome:
+    """What a world gave back: each rank's result (None where it sent none), and notes."""
+
+    results: list[dict | None]
+    failure: str = ""  # set when the world as a whole failed
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0  # wall time from the first spawn to the last result
+
+
+def result_file(directory: str, rank: int) -> str:
+    return os.path.join(directory, f"rank{rank}.pkl")
+
+
+def log_file(directory: str, rank: int) -> str:
+    return os.path.join(directory, f"rank{rank}.log")
+
+
+class World:
+    """A world of rank processes, started at construction; ``wait`` collects what they sent
+    and ends them (``end`` alone ends them early: Ctrl-C, an error elsewhere)."""
+
+    def __init__(
+        self,
+        job: dict,
+        processes: int,
+        timeout: float | None,
+        env: dict[str, str] | None = None,
+    ):
+        self.timeout = timeout
+        self.directory = tempfile.mkdtemp(prefix="gradcmp-world-")
+        self.start = time.monotonic()
+        self.ranks: list[subprocess.Popen] = []
+        try:
+            with open(os.path.join(self.directory, JOB_FILE), "wb") as f:
+                pickle.dump(job, f, protocol=pickle.HIGHEST_PROTOCOL)
+            child_env = {**os.environ, **_one_thread(), **(env or {})}
+            command = [sys.executable, "-m", "gradcmp.distributed.rank", self.directory]
+            for rank in range(processes):
+                with open(log_file(self.directory, rank), "wb") as log:
+                    self.ranks.append(
+                        subprocess.Popen(
+                            [*command, str(rank), str(os.getpid())],
+                            stdin=subprocess.DEVNULL,
+                            stdout=log,
+                            stderr=subprocess.STDOUT,
+                            env=child_env,
+                            start_new_session=True,
+                        )
+                    )
+        except BaseException:
+            self.end()
+            raise
+
+    def wait(self) -> WorldOutcome:
+        try:
+            failure = _wait(self.ranks, self.directory, self.start, self.timeout)
+            results = [_read_result(self.directory, r) for r in range(len(self.ranks))]
+            notes = [
+                f"rank {rank} exited with code {p.returncode} after sending its results"
+                for rank, p in enumerate(self.ranks)
+                if results[rank] is not None and p.returncode not in (0, None)
+            ]
+            return WorldOutcome(results, failure, notes, time.monotonic() - self.start)
+        finally:
+            self.end()
+
+    def end(self) -> None:
+        _end(self.ranks)
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def run_world(
+    job: dict, processes: int, timeout: float | None, env: dict[str, str] | None = None
+) -> WorldOutcome:
+    """Spawn ``processes`` ranks on ``job`` and wait for all of them (or ``timeout`` seconds)."""
+    return World(job, processes, timeout, env).wait()
+
+
+def _one_thread() -> dict[str, str]:
+    return {name: "1" for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+
+
+def _wait(ranks: list[subprocess.Popen], directory: str, start: float, timeout) -> str:
+    """'' when every rank exited; else why the world was ended (the ranks are killed by the
+    caller's ``_end``)."""
+    first_failure_at = None
+    while True:
+        codes = [p.poll() for p in ranks]
+        if all(code is not None for code in codes):
+            break
+        failed = [
+            r for r, code in enumerate(codes) if code not in (0, None) and not _sent(directory, r)
+        ]
+        now = time.monotonic()
+        if failed and first_failure_at is None:
+            first_failure_at = now
+        if first_failure_at is not None and now - first_failure_at > GRACE_SECONDS:
+            break
+        if timeout is not None and now - start > timeout:
+            return f"{timed_out(timeout)} (all {len(ranks)} ranks ended)"
+        time.sleep(POLL_SECONDS)
+    failed = [
+        r for r, p in enumerate(ranks) if p.poll() not in (0, None) and not _sent(directory, r)
+    ]
+    if not failed:
+        return ""
+    # The rank that failed first says why; the others usually only lost their peer.
+    first = min(failed, key=lambda r: (not _own_error(directory, r), r))
+    why = _last_line(log_file(directory, first)) or f"exit code {ranks[first].returncode}"
+    return f"rank {first} failed: {why}"
+
+
+def _sent(directory: str, rank: int) -> bool:
+    return os.path.exists(result_file(directory, rank))
+
+
+def _own_error(directory: str, rank: int) -> bool:
+    """Whether the rank's log names an error of its own (not a lost connection to a peer)."""
+    text = _last_line(log_file(directory, rank)).lower()
+    return bool(text) and not any(
+        w in text for w in ("connection", "peer", "closed", "broken pipe", "signal")
+    )
+
+
+def _last_line(path: str) -> str:
+    """The rank's last error line: what a GradcmpRankError printed, else the traceback's end."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            lines = [line.strip() for line in f if line.strip()]
+    except OSError:
+        return ""
+    for line in reversed(lines):
+        if line.startswith("gradcmp-rank: "):
+            return line.removeprefix("gradcmp-rank: ")
+    return lines[-1][:300] if lines else ""
+
+
+def _read_result(directory: str, rank: int) -> dict | None:
+    try:
+        with open(result_file(directory, rank), "rb") as f:
+            return pickle.load(f)
+    except (OSError, EOFError, pickle.UnpicklingError):
+        return None
+
+
+def _end(ranks: list[subprocess.Popen]) -> None:
+    """Kill every rank's session (the rank and anything it started) and reap it."""
+    for p in ranks:
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+    for p in ranks:
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # pragma: no cover - a process that ignores SIGKILL
+            pass
