@@ -222,7 +222,7 @@ def world_lines(report: Report) -> list[str]:
         seen.add(r.backend)
         w = r.world
         rows = ", ".join(map(str, w["shards"]))
-        reduction = f", each rank's loss weighted as a {w['reduction']}" if w["reduction"] else ""
+        reduction = f", shards weighted for a {w['reduction']} over rows" if w["reduction"] else ""
         lines.append(
             f"  {r.backend}: {w['engine']} over {w['comm']}, {w['world_size']} ranks, "
             f"rows per rank {rows}{reduction}; start-up {w['startup_seconds']:.2f} s"

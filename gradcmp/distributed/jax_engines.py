@@ -1,0 +1,200 @@
+"""JAX over N host devices in one fresh process (its XLA_FLAGS set before JAX was imported):
+``jit`` with a NamedSharding (``jax-sharded``), ``shard_map`` with the reduction written out
+(``jax-shardmap``), or the loss file's own ``grad_jax_dist``.
+
+Rows go to the devices in the same contiguous blocks as torch's ranks (shards.py). JAX shards an
+axis only evenly; where the rows do not divide, every device's block is padded to the longest
+with rows of weight 0 (row 0 repeated), and the loss is taken as a weighted sum of per-row
+losses (``jax.vmap`` over single rows) — which equals the loss only for a mean or a sum over
+rows, checked first; otherwise the backend is skipped, saying why. No row is dropped.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ..dtypes import DTYPES
+from .shards import MEAN, Shards, row_reduction
+from .world import SkipWorld
+
+AXIS = "rows"
+
+
+def run_rank(job: dict, rank: int, directory: str):
+    import jax
+    from jax.sharding import Mesh
+
+    from .rank import rebuild_problem
+
+    world_size = job["world_size"]
+    devices = jax.devices()
+    if len(devices) < world_size:
+        raise RuntimeError(f"JAX sees {len(devices)} devices, not {world_size}")
+    mesh = Mesh(np.array(devices[:world_size]), (AXIS,))
+    problem = rebuild_problem(job)
+    shards = Shards.split(problem.data.rows, world_size)
+    engine = job["engine"]
+    if engine == "jax-dist" and "jax" not in problem.model.distributed_steps:
+        raise SkipWorld("the loss file defines no grad_jax_dist(params, X, y, ctx)")
+    # jit over an even sharding computes the loss as written; the others weight shards or rows.
+    needs_weights = engine == "jax-shardmap" or (engine == "jax-sharded" and not shards.even)
+    reduction = _reduction(problem, shards) if needs_weights else None
+    per_dtype = {
+        name: _step(engine, problem, DTYPES[name], shards, mesh, reduction)
+        for name in job["dtypes"]
+    }
+    result = {
+        "engine": "jax",
+        "comm": f"XLA collectives, {devices[0].platform} devices",
+        "reduction": reduction,
+        "shards": shards.sizes,
+        "dtypes": per_dtype,
+    }
+    return result, None
+
+
+def _reduction(problem, shards: Shards) -> str:
+    import jax.numpy as jnp
+
+    from ..backends._jax import jax_inputs
+
+    with jax_inputs(problem, DTYPES["float64"]) as (params, X, y, loss_fn, side):
+
+        def loss_of(start: int, stop: int) -> float:
+            return float(jnp.asarray(loss_fn(params, X[start:stop], y[start:stop])))
+
+        reduction = row_reduction(loss_of, shards.rows, len(shards.bounds))
+    if reduction is None:
+        raise SkipWorld(
+            f"{side or 'the loss'} is neither a mean nor a sum over rows, so it cannot be "
+            "split over devices (and JAX pads uneven shards, which needs per-row weights)"
+        )
+    return reduction
+
+
+def _step(engine: str, problem, dtype, shards: Shards, mesh, reduction) -> dict:
+    import jax
+    import jax.numpy as jnp
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    from ..backends._jax import jax_inputs
+
+    with jax_inputs(problem, dtype) as (params, X, y, loss_fn, side):
+        index, real = shards.padded_index()
+        by_rows, everywhere = NamedSharding(mesh, P(AXIS)), NamedSharding(mesh, P())
+        Xs = jax.device_put(X[index] if not shards.even else X, by_rows)
+        ys = jax.device_put(y[index] if not shards.even else y, by_rows)
+        row_weight = 1.0 / shards.rows if reduction == MEAN else 1.0
+        weights = jnp.where(jnp.asarray(real), row_weight, 0.0).astype(X.dtype)
+        weights = jax.device_put(weights, by_rows)
+        params = jax.device_put(params, everywhere)
+        notes = []
+        if not shards.even:
+            notes.append(
+                f"{shards.rows} rows do not split evenly over {len(shards.bounds)} devices: "
+                f"each block padded to {shards.longest} rows with rows of weight 0"
+            )
+        if engine == "jax-dist":
+            call = _user_step(problem, mesh, shards, weights, dtype)
+            side = "grad_jax_dist"
+        elif engine == "jax-shardmap":
+            call = jax.jit(_shardmap(loss_fn, mesh, shards, reduction))
+        elif shards.even:
+            call = jax.jit(jax.value_and_grad(loss_fn))
+        else:
+            call = jax.jit(jax.value_and_grad(_weighted_rows(loss_fn)))
+        plain = engine == "jax-dist" or (engine == "jax-sharded" and shards.even)
+        args = (params, Xs, ys) if plain else (params, Xs, ys, weights)
+        began = time.perf_counter()
+        answer = jax.block_until_ready(call(*args))  # compiles, then runs
+        compile_seconds = time.perf_counter() - began
+        began = time.perf_counter()
+        answer = jax.block_until_ready(call(*args))
+        seconds = time.perf_counter() - began
+        loss, grads = answer if isinstance(answer, tuple) else (None, answer)
+        ranks = _per_device(grads, len(shards.bounds))
+        loss = None if loss is None else float(np.asarray(loss))
+    return {
+        "loss": loss,
+        "ranks": ranks,
+        "seconds": seconds,
+        "compile_seconds": compile_seconds,
+        "side": side,
+        "notes": notes,
+    }
+
+
+def _weighted_rows(loss_fn):
+    """loss(params, X, y, weights) = Σ_i weights_i · loss(params, row i): a padding row has
+    weight 0 and adds exactly 0 (its loss is finite: it repeats row 0)."""
+    import jax
+    import jax.numpy as jnp
+
+    def weighted(params, X, y, weights):
+        per_row = jax.vmap(lambda x, t: loss_fn(params, x[None], t[None]))(X, y)
+        return jnp.sum(weights * per_row)
+
+    return weighted
+
+
+def _shardmap(loss_fn, mesh, shards: Shards, reduction: str):
+    """Each device's value and gradient on its block, then ``psum``: the reduction written out.
+
+    The parameters enter replicated; inside they are cast to device-varying (``pcast``) before
+    differentiating, so each device's gradient is its own block's and the one ``psum`` is the
+    only reduction. (Differentiating the replicated parameters directly makes JAX insert a psum
+    in the backward pass already: a second, written-out psum then counts every shard N times —
+    the extra-psum bug.)"""
+    import jax
+    from jax.sharding import PartitionSpec as P
+
+    world_size = len(shards.bounds)
+
+    def local(params, X, y, weights):
+        mine = jax.tree.map(lambda a: jax.lax.pcast(a, AXIS, to="varying"), params)
+        if shards.even:
+            value, grads = jax.value_and_grad(loss_fn)(mine, X, y)
+            scale = 1.0 / world_size if reduction == MEAN else 1.0
+            value, grads = value * scale, jax.tree.map(lambda g: g * scale, grads)
+        else:
+            value, grads = jax.value_and_grad(_weighted_rows(loss_fn))(mine, X, y, weights)
+        return jax.lax.psum(value, AXIS), jax.tree.map(lambda g: jax.lax.psum(g, AXIS), grads)
+
+    return jax.shard_map(
+        local, mesh=mesh, in_specs=(P(), P(AXIS), P(AXIS), P(AXIS)), out_specs=(P(), P())
+    )
+
+
+def _user_step(problem, mesh, shards: Shards, weights, dtype):
+    """The loss file's ``grad_jax_dist(params, X, y, ctx)``, called with the sharded rows."""
+    from .context import MeshContext
+
+    ctx = MeshContext(
+        mesh=mesh,
+        axis=AXIS,
+        world_size=len(shards.bounds),
+        rows=shards.rows,
+        shards=shards.bounds,
+        weights=weights,
+        dtype=dtype.name,
+    )
+    step = problem.model.distributed_steps["jax"]
+    return lambda params, X, y: step(params, X, y, ctx)
+
+
+def _per_device(grads: dict, world_size: int) -> list[dict]:
+    """Every device's copy of each gradient (a replicated array holds one per device); an
+    array on fewer devices, or a numpy array, counts as every device's."""
+    ranks: list[dict] = [{} for _ in range(world_size)]
+    for name, g in grads.items():
+        shards = getattr(g, "addressable_shards", None)
+        copies = [np.asarray(s.data, dtype=np.float64) for s in shards] if shards else []
+        full = [c for c in copies if c.shape == np.shape(g)]
+        if len(full) != world_size:
+            full = [np.asarray(g, dtype=np.float64)] * world_size
+        for rank in range(world_size):
+            ranks[rank][name] = full[rank]
+    return ranks
