@@ -33,15 +33,15 @@ def rank_status(
         else:
             groups.append([rank])
     statuses, errors_of = [], {}
+    rank0_verdict = verdict_of(judge(rank0))
     for rank in range(size):
-        status = {"rank": rank, "status": "ok"}
+        status = {"rank": rank, "status": "ok", "verdict": rank0_verdict}
         if rank in others:
             errors_of[rank] = judge(others[rank])
-            differing = _parameters(rank0, others[rank])
             status = {
                 "rank": rank,
-                "status": "differs",
-                "parameters": differing,
+                "status": "differs",  # from rank 0, in these parameters
+                "parameters": _parameters(rank0, others[rank]),
                 "verdict": verdict_of(errors_of[rank]),
             }
         statuses.append(status)
