@@ -185,8 +185,8 @@ def bundled_path() -> Path:
 
 
 def load(path: str | Path | None, target: str = "y") -> Dataset:
-    """Read a dataset file (CSV, or .npy/.npz/Parquet by suffix); ``None`` means the bundled
-    seed data."""
+    """Read a dataset file (CSV, or .npy/.npz/Parquet by suffix) or a directory of Parquet
+    partitions; ``None`` means the bundled seed data."""
     if path is not None and not str(path).strip():
         raise InputError("the data path is empty", hint="give a CSV file with --data")
     if path is None:
@@ -195,6 +195,10 @@ def load(path: str | Path | None, target: str = "y") -> Dataset:
     from .arrays import LOADERS
 
     loader = LOADERS.get(path.suffix.lower())
+    if loader is None and path.is_dir():  # Parquet partitions (partitions.py)
+        from .partitions import load_directory
+
+        return load_directory(path, target)
     if loader is None:
         return load_csv(path, target)
     if not path.is_file():

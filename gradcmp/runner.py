@@ -219,7 +219,7 @@ def run(
                     outcome = from_worlds[call]
                 else:
                     outcome = execute(problem, name, dtype, timeout)
-                results.append(_judge(problem, reference, name, dtype, outcome))
+                results.append(judge(problem, reference, name, dtype, outcome))
     results = _note_jit_versus_eager(results, reference)
     for r in results:
         if r.seconds is not None:
@@ -280,7 +280,7 @@ def _note_jit_versus_eager(results: list[Result], reference: Reference) -> list[
     return noted
 
 
-def _judge(
+def judge(
     problem: Problem, reference: Reference, name: str, dtype: DType, outcome: Outcome
 ) -> Result:
     if outcome.status != OK:

@@ -53,7 +53,9 @@ def run_rank(job: dict, rank: int, directory: str):
         if hook:
             per_dtype[name] = _user_step(problem, dtype, shards, rank)
         else:
-            per_dtype[name] = _engine_step(engine, problem, dtype, shards, rank, reduction)
+            start, stop = shards.bounds[rank]
+            weight = shards.weight(rank, reduction)
+            per_dtype[name] = engine_step(engine, problem, dtype, start, stop, weight, world_size)
     result = {
         "engine": "torch.distributed",
         "comm": dist.get_backend(),
@@ -140,7 +142,9 @@ class _Holder:
         return Parameters(), shapes
 
 
-def _engine_step(engine: str, problem, dtype, shards: Shards, rank: int, reduction: str) -> dict:
+def engine_step(engine: str, problem, dtype, start: int, stop: int, weight, world_size: int):
+    """This rank's part: the loss on rows [start, stop) of ``problem`` weighted by ``weight``
+    (w_r), through the engine, and the gradient the rank holds afterwards."""
     import torch
     import torch.distributed as dist
 
@@ -150,7 +154,6 @@ def _engine_step(engine: str, problem, dtype, shards: Shards, rank: int, reducti
     loss_fn, side = torch_loss(problem)
     fsdp = engine == "torch-fsdp"
     module, shapes = _Holder.build(params, loss_fn, flat_scalars=fsdp)
-    world_size = len(shards.bounds)
     if fsdp:
         from torch.distributed.device_mesh import init_device_mesh
         from torch.distributed.fsdp import fully_shard
@@ -160,10 +163,11 @@ def _engine_step(engine: str, problem, dtype, shards: Shards, rank: int, reducti
     else:
         from torch.nn.parallel import DistributedDataParallel
 
-        # A parameter the loss does not use must not hold the reduction back.
-        wrapped = DistributedDataParallel(module, find_unused_parameters=True)
-    start, stop = shards.bounds[rank]
-    weight = shards.weight(rank, reduction)
+        # A parameter the loss does not use must not hold the reduction back; DDP finds one
+        # only with find_unused_parameters, which costs a graph traversal per step (and a
+        # warning) where there is none: so ask whether there is one, on one row.
+        unused = _has_unused(module, X[:1], y[:1])
+        wrapped = DistributedDataParallel(module, find_unused_parameters=unused)
     empty = stop == start
     rows = slice(0, 1) if empty else slice(start, stop)
     scale = 0 if empty else weight * world_size
@@ -185,6 +189,14 @@ def _engine_step(engine: str, problem, dtype, shards: Shards, rank: int, reducti
     share = local.detach() * (0.0 if empty else float(weight))
     dist.all_reduce(share)
     return {"loss": float(share), "ranks": [grads], "seconds": seconds, "side": side}
+
+
+def _has_unused(module, X, y) -> bool:
+    import torch
+
+    with torch.enable_grad():
+        grads = torch.autograd.grad(module(X, y), list(module.parameters()), allow_unused=True)
+    return any(g is None for g in grads)
 
 
 def _user_step(problem, dtype, shards: Shards, rank: int) -> dict:

@@ -223,9 +223,11 @@ def world_lines(report: Report) -> list[str]:
         w = r.world
         rows = ", ".join(map(str, w["shards"]))
         reduction = f", shards weighted for a {w['reduction']} over rows" if w["reduction"] else ""
+        startup = w.get("startup_seconds")
+        startup = f"; start-up {startup:.2f} s" if startup is not None else ""
         lines.append(
             f"  {r.backend}: {w['engine']} over {w['comm']}, {w['world_size']} ranks, "
-            f"rows per rank {rows}{reduction}; start-up {w['startup_seconds']:.2f} s"
+            f"rows per rank {rows}{reduction}{startup}"
         )
     return lines
 
