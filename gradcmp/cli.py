@@ -353,13 +353,19 @@ def backends() -> None:
     """List the backends: what each computes, and whether it can run here (and why not)."""
     from rich.table import Table
 
-    from .backends import BACKENDS, REFERENCE_NAME, missing_modules
+    from .backends import BACKENDS, REFERENCE_NAME, SINGLE_PROCESS, missing_modules
+    from .backends.distributed import ENGINES, Distributed
     from .console import console_for
     from .environment import _version
 
     table = Table("backend", "status", "framework", "dtypes", "what it computes")
     table.add_row(REFERENCE_NAME, "reference", "", "all", "exact rational arithmetic (always run)")
-    for name, backend in BACKENDS.items():
+    listed = [(name, BACKENDS[name]) for name in SINGLE_PROCESS]
+    # A world size N from 1 to 8 (ENGINE alone: 2).
+    listed += [(f"{engine}:N", Distributed(engine, 2)) for engine in ENGINES]
+    for name, backend in listed:
+        if isinstance(backend, Distributed):
+            backend.description = ENGINES[backend.engine][1]
         missing = missing_modules(backend)
         status = f"[red]missing {', '.join(missing)}[/]" if missing else "[green]usable[/]"
         framework = ", ".join(f"{m} {_version(m) or ''}".strip() for m in backend.requires)

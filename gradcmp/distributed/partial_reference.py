@@ -2,8 +2,9 @@
 own rows, weighted by w_r (its share of the loss, shards.py), and rank 0 adds the parts.
 
 For a loss that is a mean (or sum) over rows, L = Σ_r w_r·L_r and ∇L = Σ_r w_r·∇L_r. The parts
-are exact rationals (the exact reference) or high-precision values held exactly as Fractions,
-so their sum is exact: partitioning changes nothing in the truth. The agreement rule's M and W
+are exact rationals (the exact reference), whose sum is the whole data's reference exactly, or
+high-precision values (Fractions, each within its 200-bit evaluation error, far below any
+dtype's rounding), added exactly. The agreement rule's M and W
 are sums over rows too and add the same way; its c (roundings per row) is the largest of the
 parts'; the high-precision running coefficients add, rounded up.
 """
