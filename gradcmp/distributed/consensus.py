@@ -70,7 +70,7 @@ def _finding(groups: list[list[int]], gradient: dict, rank0: dict, size: int) ->
     )
     if len(groups) == size:
         return f"{names} differs on every one of the {size} ranks: {why}"
-    return f"{_ranks(odd)}: {names} differs from {_ranks(consensus, plural=True)}: {why}"
+    return f"{ranks_text(odd)}: {names} differs from {ranks_text(consensus, plural=True)}: {why}"
 
 
 def same_values(a: dict[str, float], b: dict[str, float]) -> bool:
@@ -91,7 +91,7 @@ def _parameter(element: str) -> str:
     return element.split("[", 1)[0]
 
 
-def _ranks(ranks: list[int], plural: bool = False) -> str:
+def ranks_text(ranks: list[int], plural: bool = False) -> str:
     """``rank 3``, ``ranks 0–2``, ``ranks 0, 2, 5``."""
     ranks = sorted(ranks)
     word = "ranks" if plural or len(ranks) > 1 else "rank"

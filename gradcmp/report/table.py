@@ -18,6 +18,7 @@ from rich.text import Text
 
 from ..agreement import AGREE, DISAGREE, Error, to_float, worst_output
 from ..console import console_for  # noqa: F401  (re-exported for the renderers)
+from ..distributed.consensus import ranks_text
 from ..params import element_names
 from ..runner import OK, Report
 
@@ -225,9 +226,18 @@ def world_lines(report: Report) -> list[str]:
         reduction = f", shards weighted for a {w['reduction']} over rows" if w["reduction"] else ""
         startup = w.get("startup_seconds")
         startup = f"; start-up {startup:.2f} s" if startup is not None else ""
+        statuses = [rank for rank in w.get("ranks", ()) if rank["status"] != "ok"]
+        by_parameters: dict[tuple, list[int]] = {}
+        for status in statuses:
+            by_parameters.setdefault(tuple(status["parameters"]), []).append(status["rank"])
+        ranks = "; ".join(
+            f"{ranks_text(group)} {'differs' if len(group) == 1 else 'differ'} from rank 0 in "
+            f"{', '.join(parameters)}"
+            for parameters, group in by_parameters.items()
+        ) or "every rank holds the same gradient"
         lines.append(
             f"  {r.backend}: {w['engine']} over {w['comm']}, {w['world_size']} ranks, "
-            f"rows per rank {rows}{reduction}{startup}"
+            f"rows per rank {rows}{reduction}; {ranks}{startup}"
         )
     return lines
 
