@@ -10,6 +10,7 @@ rank 0 prints the report (distributed/launched.py). Every rank exits with the re
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -26,13 +27,18 @@ from .errors import EXIT_USAGE, GradcmpError
 @click.option("--param", "params", multiple=True, help="NAME=VALUE, as for gradcmp run.")
 @click.option("--dtype", "dtypes", default="float32,float64", show_default=True,
               help="float32, float64, or both.")
-@click.option("--engine", type=click.Choice(["ddp", "fsdp"]), default="ddp", show_default=True,
-              help="DistributedDataParallel, or FSDP2 (fully_shard).")
+@click.option("--engine", type=click.Choice(["ddp", "fsdp", "jax"]), default="ddp",
+              show_default=True, help="torch DistributedDataParallel, FSDP2 (fully_shard), or "
+              "JAX over jax.distributed (jit over every process's devices).")
+@click.option("--coordinator", default=None, help="--engine jax: the coordinator's HOST:PORT "
+              "(default $JAX_COORDINATOR_ADDRESS), the same on every process.")
 @click.option("--format", "output_format", default="table", show_default=True,
               type=click.Choice(["table", "plain", "json", "junit", "markdown"]),
               help="The report rank 0 prints.")
 @click.option("--output", default=None, help="Write the report to this file (rank 0).")
-def main(data, target, model, loss, params, dtypes, engine, output_format, output) -> None:
+def main(
+    data, target, model, loss, params, dtypes, engine, coordinator, output_format, output
+) -> None:
     """Check a distributed gradient as one rank of a launched world (torchrun)."""
     from .distributed.launched import run
 
@@ -44,15 +50,28 @@ def main(data, target, model, loss, params, dtypes, engine, output_format, outpu
         "params": list(params),
         "dtypes": dtypes,
         "engine": engine,
+        "coordinator": coordinator,
         "format": output_format,
         "output": output,
     }
+    _report_to_stdout_only()
     try:
         code = run(options)
     except GradcmpError as exc:
         click.echo(f"gradcmp: error: {exc}", err=True)
         sys.exit(exc.exit_code if exc.exit_code else EXIT_USAGE)
     sys.exit(code)
+
+
+def _report_to_stdout_only() -> None:
+    """stdout carries rank 0's report (JSON, JUnit …); what native code writes to file
+    descriptor 1 (gloo's "[Gloo] Rank 0 is connected …") goes to stderr instead."""
+    try:
+        report = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
+        os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):  # streams without a descriptor
+        return
+    sys.stdout = report
 
 
 if __name__ == "__main__":

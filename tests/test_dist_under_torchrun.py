@@ -95,3 +95,39 @@ def test_without_a_launcher_it_says_how_to_launch():
     assert done.returncode == 2
     assert done.stderr.startswith("gradcmp: error: python -m gradcmp.dist runs as one rank")
     assert "torchrun" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_two_jax_processes_on_partitions_agree_with_the_full_data_reference(tmp_path):
+    """The same, launched as a cluster launcher would (RANK, WORLD_SIZE set; a coordinator
+    address): jax.distributed over two processes on 127.0.0.1, padding the shorter one."""
+    rng = np.random.default_rng(2)
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    for i, n in enumerate([30, 17]):
+        x = rng.normal(size=n)
+        pq.write_table(pa.table({"x": x, "y": -x + rng.normal(size=n)}),
+                       parts / f"part-{i:05d}.parquet")
+    port = _free_port()
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "gradcmp.dist", "--data", str(parts), "--engine", "jax",
+             "--coordinator", f"127.0.0.1:{port}", "--format", "json", "--dtype", "float64"],
+            env={**os.environ, "RANK": str(rank), "WORLD_SIZE": "2"},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for rank in (0, 1)
+    ]
+    try:
+        outs = [p.communicate(timeout=240) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert [p.returncode for p in procs] == [0, 0], outs[0][1][-2000:] + outs[1][1][-2000:]
+    import json
+
+    (result,) = json.loads(outs[0][0])["results"]
+    assert (result["backend"], result["verdict"]) == ("jax-sharded:2", "agree")
+    assert result["shards"] == [30, 17]
+    assert result["engine"] == "jax (launched)"

@@ -198,3 +198,45 @@ def _per_device(grads: dict, world_size: int) -> list[dict]:
         for rank in range(world_size):
             ranks[rank][name] = full[rank]
     return ranks
+
+
+def launched_step(problem, dtype, row_weight, longest: int) -> dict:
+    """One process of a launched JAX world (launched.py): its own rows, padded to the longest
+    process's with rows of weight 0, made one global array over every process's devices; the
+    jitted gradient of Σ weights·per-row loss comes back replicated on every process."""
+    import jax
+    from jax.sharding import Mesh, NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    from ..backends._jax import jax_inputs
+
+    mesh = Mesh(np.array(jax.devices()), (AXIS,))
+    by_rows, everywhere = NamedSharding(mesh, P(AXIS)), NamedSharding(mesh, P())
+    with jax_inputs(problem, dtype) as (params, X, y, loss_fn, side):
+        mine = X.shape[0]
+        index = np.concatenate([np.arange(mine), np.zeros(longest - mine, dtype=np.int64)])
+        real = np.arange(longest) < mine
+        weights = np.where(real, float(row_weight), 0.0).astype(X.dtype)
+
+        def global_array(local):
+            return jax.make_array_from_process_local_data(by_rows, np.asarray(local))
+
+        args = (params, *(global_array(a) for a in (X[index], y[index], weights)))
+        call = jax.jit(jax.value_and_grad(_weighted_rows(loss_fn)), out_shardings=everywhere)
+        began = time.perf_counter()
+        jax.block_until_ready(call(*args))
+        compile_seconds = time.perf_counter() - began
+        began = time.perf_counter()
+        loss, grads = jax.block_until_ready(call(*args))
+        seconds = time.perf_counter() - began
+        mine_of = {
+            k: np.asarray(g.addressable_shards[0].data, dtype=np.float64) for k, g in grads.items()
+        }
+        loss = float(np.asarray(loss.addressable_shards[0].data))
+    return {
+        "loss": loss,
+        "ranks": [mine_of],
+        "seconds": seconds,
+        "compile_seconds": compile_seconds,
+        "side": side,
+    }

@@ -54,21 +54,25 @@ def local_rows(data: str | None, target: str, rank: int, world_size: int):
             )
         return load_files(mine, target, data), data
     dataset = data_module.load(data, target)
+    if dataset.rows < world_size:
+        raise UsageError(
+            f"{dataset.path}: {dataset.rows} rows for {world_size} ranks",
+            hint="give every rank at least one row (or fewer ranks)",
+        )
     start, stop = Shards.split(dataset.rows, world_size).bounds[rank]
     return rows_of(dataset, start, stop), dataset.path
 
 
 def run(options: dict) -> int:
     """One rank's whole run; returns the exit code every rank ends with."""
-    import torch.distributed as dist
-
     from .. import api
     from ..dtypes import parse_dtypes
     from ..params import Params
     from ..problem import Problem
 
     rank, world_size = launched_world()
-    dist.init_process_group("gloo")
+    jax_engine = options["engine"] == "jax"
+    comm = JaxComm(options, rank, world_size) if jax_engine else TorchComm()
     try:
         began = time.perf_counter()
         model = api._model(options["model"], options["loss"], {}, None)
@@ -77,54 +81,129 @@ def run(options: dict) -> int:
             Params.from_arrays(model.initial_params(local)), options["params"]
         )
         problem = Problem(model, local, params)
-        sizes = _gather_all(local.rows)
+        sizes = comm.all_gather(local.rows)
         rows, start = sum(sizes), sum(sizes[:rank])
-        reduction = _agreed(_local_reduction(problem))
+        reduction = _agreed(comm, _local_reduction(problem, jax_engine))
         weight = Fraction(local.rows, rows) if reduction == MEAN else Fraction(1)
         dtypes = parse_dtypes(options["dtypes"])
-        from .torch_engines import engine_step
-
         steps = {}
         for dtype in dtypes:
-            steps[dtype.name] = engine_step(
-                f"torch-{options['engine']}", problem, dtype, 0, local.rows, weight, world_size
-            )
+            if jax_engine:
+                from .jax_engines import launched_step
+
+                row_weight = weight / local.rows
+                steps[dtype.name] = launched_step(problem, dtype, row_weight, max(sizes))
+            else:
+                from .torch_engines import engine_step
+
+                engine = f"torch-{options['engine']}"
+                steps[dtype.name] = engine_step(
+                    engine, problem, dtype, 0, local.rows, weight, world_size
+                )
         from ..reference.compute import compute_reference
         from .partial_reference import partial
 
         part = partial(compute_reference(problem, dtypes), weight, problem, first=rank == 0)
         sent = {"steps": steps, "part": part, "shard": (start, start + local.rows)}
-        gathered = [None] * world_size if rank == 0 else None
-        dist.gather_object(sent, gathered, dst=0)
-        code = [0]
+        gathered = comm.all_gather(sent)
+        code = 0
         if rank == 0:
             from .report_launched import report_of
 
             report = report_of(
-                problem, shown, rows, sizes, gathered, dtypes, options, reduction, began
+                problem, shown, rows, sizes, gathered, dtypes, options, reduction, began,
+                comm.describe(),
             )
             api.write_outputs(report, options["format"], options["output"])
-            code = [report.exit_code]
-        dist.broadcast_object_list(code, src=0)
-        return code[0]
+            code = report.exit_code
+        return comm.all_gather(code)[0]
     finally:
+        comm.close()
+
+
+class TorchComm:
+    """torch.distributed over gloo, the launcher's rendezvous (env://)."""
+
+    def __init__(self):
+        import torch.distributed as dist
+
+        dist.init_process_group("gloo")
+
+    def all_gather(self, value) -> list:
+        import torch.distributed as dist
+
+        out = [None] * dist.get_world_size()
+        dist.all_gather_object(out, value)
+        return out
+
+    def describe(self) -> tuple[str, str]:
+        import torch.distributed as dist
+
+        return "torch.distributed (launched)", dist.get_backend()
+
+    def close(self) -> None:
+        import torch.distributed as dist
+
         dist.destroy_process_group()
 
 
-def _gather_all(value):
-    import torch.distributed as dist
+class JaxComm:
+    """jax.distributed: a coordinator at ``--coordinator`` (else $JAX_COORDINATOR_ADDRESS);
+    Python objects travel as pickled bytes through ``process_allgather``."""
 
-    out = [None] * dist.get_world_size()
-    dist.all_gather_object(out, value)
-    return out
+    def __init__(self, options: dict, rank: int, world_size: int):
+        import jax
+
+        address = options.get("coordinator") or os.environ.get("JAX_COORDINATOR_ADDRESS")
+        if not address:
+            raise UsageError(
+                "--engine jax needs the coordinator's address",
+                hint="give --coordinator HOST:PORT (the same on every process)",
+            )
+        jax.distributed.initialize(address, world_size, rank)
+
+    def all_gather(self, value) -> list:
+        import pickle
+
+        from jax.experimental import multihost_utils
+
+        data = np.frombuffer(pickle.dumps(value), dtype=np.uint8)
+        sizes = multihost_utils.process_allgather(np.array([data.size], dtype=np.int64))
+        padded = np.zeros(int(sizes.max()), dtype=np.uint8)
+        padded[: data.size] = data
+        every = multihost_utils.process_allgather(padded)
+        return [pickle.loads(row[: int(n)].tobytes()) for row, n in zip(every, sizes.ravel())]
+
+    def describe(self) -> tuple[str, str]:
+        import jax
+
+        return "jax (launched)", f"XLA collectives, {jax.devices()[0].platform} devices"
+
+    def close(self) -> None:
+        import jax
+
+        jax.distributed.shutdown()
 
 
-def _local_reduction(problem) -> str | None:
-    """MEAN or SUM, checked on this rank's rows split in two (shards.py)."""
+def _local_reduction(problem, jax_engine: bool) -> str | None:
+    """MEAN or SUM, checked on this rank's rows split in two (shards.py), with the side the
+    engine runs."""
+    from ..dtypes import DTYPES
+
+    if jax_engine:
+        import jax.numpy as jnp
+
+        from ..backends._jax import jax_inputs
+
+        with jax_inputs(problem, DTYPES["float64"]) as (params, X, y, loss_fn, _):
+
+            def loss_of(start: int, stop: int) -> float:
+                return float(jnp.asarray(loss_fn(params, X[start:stop], y[start:stop])))
+
+            return row_reduction(loss_of, problem.data.rows, min(2, problem.data.rows))
     import torch
 
     from ..backends._torch import torch_inputs, torch_loss
-    from ..dtypes import DTYPES
 
     params, X, y = torch_inputs(problem, DTYPES["float64"], leaves=False)
     loss_fn, _ = torch_loss(problem)
@@ -136,8 +215,8 @@ def _local_reduction(problem) -> str | None:
     return row_reduction(loss_of, problem.data.rows, min(2, problem.data.rows))
 
 
-def _agreed(reductions) -> str:
-    every = _gather_all(reductions)
+def _agreed(comm, reduction) -> str:
+    every = comm.all_gather(reduction)
     found = {r for r in every if r is not None}
     if None in every or len(found) != 1:
         raise UsageError(
@@ -148,5 +227,3 @@ def _agreed(reductions) -> str:
     return found.pop()
 
 
-def as_arrays(grads: dict) -> dict:
-    return {k: np.asarray(v) for k, v in grads.items()}

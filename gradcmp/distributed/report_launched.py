@@ -16,11 +16,11 @@ from .consensus import same_values
 from .partial_reference import combined
 
 
-def report_of(problem, shown, rows, sizes, gathered, dtypes, options, reduction, began) -> Report:
+def report_of(
+    problem, shown, rows, sizes, gathered, dtypes, options, reduction, began, engine_comm
+) -> Report:
     """``problem`` is rank 0's own rows; the report's dataset has the whole data's shape (a
     broadcast placeholder: rank 0 holds no other rank's rows)."""
-    import torch.distributed as dist
-
     whole = dataclasses.replace(
         problem.data,
         path=shown,
@@ -32,7 +32,8 @@ def report_of(problem, shown, rows, sizes, gathered, dtypes, options, reduction,
     whole_problem = dataclasses.replace(problem, data=whole, _inputs={})
     reference = combined([sent["part"] for sent in gathered])
     world_size = len(gathered)
-    name = f"torch-{options['engine']}:{world_size}"
+    engine = options["engine"]
+    name = f"jax-sharded:{world_size}" if engine == "jax" else f"torch-{engine}:{world_size}"
     results = []
     for dtype in dtypes:
         steps = [sent["steps"][dtype.name] for sent in gathered]
@@ -45,8 +46,8 @@ def report_of(problem, shown, rows, sizes, gathered, dtypes, options, reduction,
                 others[rank] = flat
         world = {
             "world_size": world_size,
-            "engine": "torch.distributed (launched)",
-            "comm": dist.get_backend(),
+            "engine": engine_comm[0],
+            "comm": engine_comm[1],
             "shards": sizes,
             "reduction": reduction,
             "startup_seconds": None,  # the launcher's, not gradcmp's
