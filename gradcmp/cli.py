@@ -262,8 +262,14 @@ def run(
     is_flag=True,
     help="Plant the port bugs into a loss file's torch and JAX sides instead.",
 )
+@click.option(
+    "--distributed",
+    is_flag=True,
+    help="Plant bugs into distributed steps (grad_torch_dist, grad_jax_dist) instead; "
+    "check the engines (torch-ddp, torch-fsdp, jax-sharded, jax-shardmap) agree.",
+)
 @debug_option
-def selftest(backend_list, ports) -> int:
+def selftest(backend_list, ports, distributed) -> int:
     """Plant known bugs into the seed problem and show which the agreement rule catches.
 
     Exits 0 only if every planted bug is caught in float64 and the clean problem agrees.
@@ -272,6 +278,18 @@ def selftest(backend_list, ports) -> int:
     from .console import console_for
     from .selftest import render, run_selftest
 
+    if distributed:
+        if ports or backend_list:
+            from .errors import UsageError
+
+            raise UsageError("--distributed runs its own backends: give it alone")
+        from . import selftest_distributed as planted
+
+        result = planted.run_distributed_selftest(
+            progress=lambda what: click.echo(f"selftest --distributed: {what}", err=True)
+        )
+        planted.render(result, console_for(sys.stdout))
+        return 0 if result.passed else 1
     if ports:
         import tempfile
 

@@ -35,6 +35,11 @@ POLL_SECONDS = 0.02
 # After one rank fails, how long the others may take to fail too (their own reason is
 # usually clearer than "killed"): then the world is ended.
 GRACE_SECONDS = 2.0
+# After every rank has sent its result, how long they may take to exit (tearing down the
+# process group, the interpreter's shutdown) before they are ended. A rank that never exits (a
+# non-daemon thread a loss started, a teardown that waits on a peer) must not hang gradcmp
+# until --timeout — or forever without one — when every result is already in.
+TEARDOWN_SECONDS = 10.0
 
 
 class SkipWorld(Exception):
@@ -100,11 +105,21 @@ class World:
         try:
             failure = _wait(self.ranks, self.directory, self.start, self.timeout)
             results = [_read_result(self.directory, r) for r in range(len(self.ranks))]
-            notes = [
-                f"rank {rank} exited with code {p.returncode} after sending its results"
-                for rank, p in enumerate(self.ranks)
-                if results[rank] is not None and p.returncode not in (0, None)
-            ]
+            unreadable = [r for r, result in enumerate(results) if result is None]
+            if not failure and unreadable:  # sent, but not readable: no result to judge
+                failure = f"rank {unreadable[0]} failed: its result file could not be read"
+            notes = []
+            for rank, p in enumerate(self.ranks):
+                if results[rank] is None:
+                    continue
+                if p.returncode is None:  # still tearing down: ended by ``end`` below
+                    notes.append(
+                        f"rank {rank} had not exited {TEARDOWN_SECONDS:g} s after sending its "
+                        "results (ended)"
+                    )
+                elif p.returncode != 0:
+                    how = _exit_text(p.returncode).replace("exit code", "exited with code")
+                    notes.append(f"rank {rank} {how} after sending its results")
             return WorldOutcome(results, failure, notes, time.monotonic() - self.start)
         finally:
             self.end()
@@ -126,33 +141,51 @@ def _one_thread() -> dict[str, str]:
 
 
 def _wait(ranks: list[subprocess.Popen], directory: str, start: float, timeout) -> str:
-    """'' when every rank exited; else why the world was ended (the ranks are killed by the
-    caller's ``_end``)."""
-    first_failure_at = None
+    """'' when every rank sent its result (and exited, or had TEARDOWN_SECONDS to); else why
+    the world was ended (the ranks are killed by the caller's ``_end``)."""
+    first_failure_at = all_sent_at = None
     while True:
         codes = [p.poll() for p in ranks]
         if all(code is not None for code in codes):
             break
-        failed = [
-            r for r, code in enumerate(codes) if code not in (0, None) and not _sent(directory, r)
-        ]
         now = time.monotonic()
-        if failed and first_failure_at is None:
+        if first_failure_at is None and _failed(ranks, directory):
             first_failure_at = now
         if first_failure_at is not None and now - first_failure_at > GRACE_SECONDS:
             break
+        if all_sent_at is None and all(_sent(directory, r) for r in range(len(ranks))):
+            all_sent_at = now
+        if all_sent_at is not None and now - all_sent_at > TEARDOWN_SECONDS:
+            return ""  # every result is in: the ranks still running are a note
         if timeout is not None and now - start > timeout:
             return f"{timed_out(timeout)} (all {len(ranks)} ranks ended)"
         time.sleep(POLL_SECONDS)
-    failed = [
-        r for r, p in enumerate(ranks) if p.poll() not in (0, None) and not _sent(directory, r)
-    ]
+    failed = _failed(ranks, directory)
     if not failed:
         return ""
     # The rank that failed first says why; the others usually only lost their peer.
     first = min(failed, key=lambda r: (not _own_error(directory, r), r))
-    why = _last_line(log_file(directory, first)) or f"exit code {ranks[first].returncode}"
+    code = ranks[first].returncode
+    why = _last_line(log_file(directory, first))
+    if not why:
+        why = _exit_text(code) + (" without sending its results" if code == 0 else "")
     return f"rank {first} failed: {why}"
+
+
+def _failed(ranks: list[subprocess.Popen], directory: str) -> list[int]:
+    """The ranks that ended without sending a result — whatever their exit code: a rank
+    that exits 0 without one (``os._exit(0)`` in a loss) failed as much as one that crashed."""
+    return [r for r, p in enumerate(ranks) if p.poll() is not None and not _sent(directory, r)]
+
+
+def _exit_text(code: int) -> str:
+    """``exit code 3``; ``killed by SIGSEGV`` for a rank a signal ended (Popen's code -11)."""
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
 
 
 def _sent(directory: str, rank: int) -> bool:
@@ -189,13 +222,14 @@ def _read_result(directory: str, rank: int) -> dict | None:
 
 
 def _end(ranks: list[subprocess.Popen]) -> None:
-    """Kill every rank's session (the rank and anything it started) and reap it."""
+    """Kill every rank's session — the rank and anything it started, even where the rank
+    itself already exited (a child it left behind is still in its process group) — and reap
+    the ranks."""
     for p in ranks:
-        if p.poll() is None:
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):  # the session is empty: nothing to end
+            pass
     for p in ranks:
         try:
             p.wait(timeout=10)
