@@ -61,3 +61,59 @@ def buggy_model(monkeypatch):
     model = dataclasses.replace(MODELS["linear"], name="buggy", loss=bug.loss)
     monkeypatch.setitem(MODELS, "buggy", model)
     return "buggy"
+
+
+# Distributed backends start rank processes (``python -m gradcmp.distributed.rank``); none may
+# outlive the run that started it. Every process this session starts after the fixture below
+# carries RANK_MARKER in its environment (a rank inherits gradcmp's), so a leak is told apart
+# from the ranks of other pytest sessions on the same machine.
+RANK_MODULE = "gradcmp.distributed.rank"
+RANK_MARKER = "GRADCMP_TEST_SESSION"
+
+
+def rank_processes(token: str | None = None) -> list[int]:
+    """The pids of live rank processes this session started (``token``: its marker)."""
+    token = token or os.environ.get(RANK_MARKER, "")
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")  # a zombie's is empty: it is gone
+            if RANK_MODULE.encode() not in argv:
+                continue
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                environment = f.read().split(b"\0")
+        except OSError:  # ended meanwhile, or not ours to read
+            continue
+        if f"{RANK_MARKER}={token}".encode() in environment:
+            found.append(int(entry))
+    return found
+
+
+@pytest.fixture(scope="session")
+def no_rank_process_survives():
+    """Marks this session's processes, and at its end checks that no rank is left (waiting a
+    few seconds for ranks that a signal is still ending); a survivor fails the session's
+    last test, and is killed so that it does not outlive the failure."""
+    import signal
+    import time
+
+    token = f"{os.getpid()}-{time.time_ns()}"
+    previous = os.environ.get(RANK_MARKER)
+    os.environ[RANK_MARKER] = token
+    yield
+    deadline = time.monotonic() + 5
+    while (left := rank_processes(token)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    if previous is None:
+        os.environ.pop(RANK_MARKER, None)
+    else:
+        os.environ[RANK_MARKER] = previous
+    assert not left, f"rank processes outlived the tests: {left}"

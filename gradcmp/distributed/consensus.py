@@ -62,15 +62,15 @@ def _finding(groups: list[list[int]], gradient: dict, rank0: dict, size: int) ->
     base = gradient.get(consensus[0], rank0)
     differing = sorted({p for r in odd for p in _parameters(base, gradient.get(r, rank0))})
     every_parameter = {_parameter(k) for k in rank0}
-    names = ", ".join(f"`{p}`" for p in differing)
-    why = (
-        "a parameter missed the all-reduce"
-        if len(differing) < len(every_parameter)
-        else "the ranks' gradients were not reduced alike"
-    )
+    verb = "differs" if len(differing) == 1 else "differ"
+    names = ", ".join(f"`{p}`" for p in differing) + f" {verb}"
+    if len(differing) == len(every_parameter):
+        why = "the ranks' gradients were not reduced alike"
+    else:  # some parameters reduced alike, these not
+        why = f"{'a parameter' if len(differing) == 1 else 'parameters'} missed the all-reduce"
     if len(groups) == size:
-        return f"{names} differs on every one of the {size} ranks: {why}"
-    return f"{ranks_text(odd)}: {names} differs from {ranks_text(consensus, plural=True)}: {why}"
+        return f"{names} on every one of the {size} ranks: {why}"
+    return f"{ranks_text(odd)}: {names} from {ranks_text(consensus, plural=True)}: {why}"
 
 
 def same_values(a: dict[str, float], b: dict[str, float]) -> bool:

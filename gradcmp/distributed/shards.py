@@ -78,16 +78,19 @@ def row_reduction(loss_of, rows: int, world_size: int) -> str | None:
     """MEAN or SUM — whichever way the shards' losses add up to the full loss — or None.
 
     ``loss_of(start, stop)`` is the loss (float64) on rows [start, stop). Checked at the
-    parameters being compared, in float64, to 1e-9 relative (far above float64's rounding of a
-    mean, far below what a wrong reduction changes)."""
+    parameters being compared, in float64, to 1e-9 of the terms' magnitude (far above
+    float64's rounding of a mean, far below what a wrong reduction changes). The magnitude is
+    that of the full loss or of the weighted shard losses, whichever is larger: where per-row
+    terms cancel (a mean residual at a least-squares fit) the full loss is rounding noise
+    around 0, and so is the shards' sum — equal only to the rounding of the larger terms."""
     full = loss_of(0, rows)
     if not np.isfinite(full):
         return MEAN  # nothing to tell apart; the reference reports the non-finite loss
     shards = Shards.split(rows, world_size)
     parts = [(stop - start, loss_of(start, stop)) for start, stop in shards.bounds if stop > start]
-    scale = max(abs(full), np.finfo(np.float64).tiny)
     for reduction in (MEAN, SUM):
-        total = sum(float(shards.weight_of(size, reduction)) * part for size, part in parts)
-        if abs(total - full) <= 1e-9 * scale:
+        terms = [float(shards.weight_of(size, reduction)) * part for size, part in parts]
+        scale = max(abs(full), sum(abs(t) for t in terms), np.finfo(np.float64).tiny)
+        if abs(sum(terms) - full) <= 1e-9 * scale:
             return reduction
     return None

@@ -9,7 +9,10 @@ expects fresh interpreters. Each rank
   whole world (a rank that got the signal itself would die mid-collective and hang the others);
 - dies with gradcmp however gradcmp ends (SIGTERM, SIGKILL: Linux's PR_SET_PDEATHSIG);
 - writes its result to a file of its own (atomically) before it tears down the process group,
-  so a rank that aborts at teardown after sending is a note, not a failure.
+  so a rank that aborts at teardown after sending is a note, not a failure, and one that does
+  not exit at all is ended once every result is in (TEARDOWN_SECONDS);
+- fails its world if it ends without a result, whatever its exit code;
+- takes with it, when its world ends, whatever it started (its session is killed whole).
 
 torch ranks meet at a TCPStore that rank 0 opens on 127.0.0.1 at a port the OS picks (no race
 between parallel runs); it writes the port to the world's directory, where the others read it.
@@ -38,7 +41,9 @@ GRACE_SECONDS = 2.0
 # After every rank has sent its result, how long they may take to exit (tearing down the
 # process group, the interpreter's shutdown) before they are ended. A rank that never exits (a
 # non-daemon thread a loss started, a teardown that waits on a peer) must not hang gradcmp
-# until --timeout — or forever without one — when every result is already in.
+# until --timeout — or forever without one — when every result is already in. Ending one is
+# no note: on a loaded machine eight torch ranks can take 8 s to shut down (measured on two
+# cores at load 9), and slow is not wrong. A rank that exits non-zero within it is a note.
 TEARDOWN_SECONDS = 10.0
 
 
@@ -110,14 +115,8 @@ class World:
                 failure = f"rank {unreadable[0]} failed: its result file could not be read"
             notes = []
             for rank, p in enumerate(self.ranks):
-                if results[rank] is None:
-                    continue
-                if p.returncode is None:  # still tearing down: ended by ``end`` below
-                    notes.append(
-                        f"rank {rank} had not exited {TEARDOWN_SECONDS:g} s after sending its "
-                        "results (ended)"
-                    )
-                elif p.returncode != 0:
+                # (A rank still tearing down — returncode None — is ended below, unnoted.)
+                if results[rank] is not None and p.returncode not in (0, None):
                     how = _exit_text(p.returncode).replace("exit code", "exited with code")
                     notes.append(f"rank {rank} {how} after sending its results")
             return WorldOutcome(results, failure, notes, time.monotonic() - self.start)
@@ -144,11 +143,15 @@ def _wait(ranks: list[subprocess.Popen], directory: str, start: float, timeout) 
     """'' when every rank sent its result (and exited, or had TEARDOWN_SECONDS to); else why
     the world was ended (the ranks are killed by the caller's ``_end``)."""
     first_failure_at = all_sent_at = None
+    ended_at: dict[int, float] = {}  # rank → when it was first seen ended
     while True:
+        now = time.monotonic()
         codes = [p.poll() for p in ranks]
+        for rank, code in enumerate(codes):
+            if code is not None:
+                ended_at.setdefault(rank, now)
         if all(code is not None for code in codes):
             break
-        now = time.monotonic()
         if first_failure_at is None and _failed(ranks, directory):
             first_failure_at = now
         if first_failure_at is not None and now - first_failure_at > GRACE_SECONDS:
@@ -156,20 +159,30 @@ def _wait(ranks: list[subprocess.Popen], directory: str, start: float, timeout) 
         if all_sent_at is None and all(_sent(directory, r) for r in range(len(ranks))):
             all_sent_at = now
         if all_sent_at is not None and now - all_sent_at > TEARDOWN_SECONDS:
-            return ""  # every result is in: the ranks still running are a note
+            return ""  # every result is in: the ranks still running are ended
         if timeout is not None and now - start > timeout:
             return f"{timed_out(timeout)} (all {len(ranks)} ranks ended)"
         time.sleep(POLL_SECONDS)
     failed = _failed(ranks, directory)
     if not failed:
         return ""
-    # The rank that failed first says why; the others usually only lost their peer.
-    first = min(failed, key=lambda r: (not _own_error(directory, r), r))
-    code = ranks[first].returncode
-    why = _last_line(log_file(directory, first))
-    if not why:
-        why = _exit_text(code) + (" without sending its results" if code == 0 else "")
-    return f"rank {first} failed: {why}"
+    # The rank that failed first says why; the others usually only lost their peer ("connection
+    # closed by peer"). A rank that names an error of its own comes first; else the first to
+    # end (one that died without a word, ``os._exit(3)``, before the others lost it).
+    first = min(failed, key=lambda r: (not _own_error(directory, r), ended_at.get(r, now), r))
+    return f"rank {first} failed: {_why(directory, first, ranks[first].returncode)}"
+
+
+def _why(directory: str, rank: int, code: int) -> str:
+    """What the rank said (its ``gradcmp-rank:`` line), else how it ended and, apart, the
+    last thing it printed (a traceback's last line, gloo's abort message — or only a print of
+    the loss, so it is not passed off as the reason)."""
+    said = _rank_error(log_file(directory, rank))
+    if said:
+        return said
+    how = _exit_text(code) + (" without sending its results" if code == 0 else "")
+    last = _last_line(log_file(directory, rank))
+    return f"{how} (its last output: {last})" if last else how
 
 
 def _failed(ranks: list[subprocess.Popen], directory: str) -> list[int]:
@@ -200,17 +213,26 @@ def _own_error(directory: str, rank: int) -> bool:
     )
 
 
-def _last_line(path: str) -> str:
-    """The rank's last error line: what a GradcmpRankError printed, else the traceback's end."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            lines = [line.strip() for line in f if line.strip()]
-    except OSError:
-        return ""
-    for line in reversed(lines):
+def _rank_error(path: str) -> str:
+    """The one line a rank's ``main`` printed for its error (``gradcmp-rank: …``), or ''."""
+    for line in reversed(_lines(path)):
         if line.startswith("gradcmp-rank: "):
             return line.removeprefix("gradcmp-rank: ")
-    return lines[-1][:300] if lines else ""
+    return ""
+
+
+def _last_line(path: str) -> str:
+    """The rank's last error line: what its ``main`` printed, else the log's last line."""
+    lines = _lines(path)
+    return _rank_error(path) or (lines[-1][:300] if lines else "")
+
+
+def _lines(path: str) -> list[str]:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return [line.strip() for line in f if line.strip()]
+    except OSError:
+        return []
 
 
 def _read_result(directory: str, rank: int) -> dict | None:
@@ -226,6 +248,8 @@ def _end(ranks: list[subprocess.Popen]) -> None:
     itself already exited (a child it left behind is still in its process group) — and reap
     the ranks."""
     for p in ranks:
+        # (While a child of a reaped rank lives, the rank's pid names its group and is not
+        # given to another process.)
         try:
             os.killpg(p.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):  # the session is empty: nothing to end
