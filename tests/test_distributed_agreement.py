@@ -202,14 +202,12 @@ def test_a_world_size_outside_1_to_8_is_a_usage_error(backend):
     ]
 
 
-@pytest.mark.xfail(
-    reason="parse_distributed (backends/distributed.py) takes str.isdigit() for a number: "
-    "'²' passes it and int() raises ValueError (the CLI's internal error, exit 70); an empty "
-    "size after the colon is taken as the default and the backend named 'torch-ddp:'",
-    strict=True,
-)
 @pytest.mark.parametrize("backend", ["torch-ddp:²", "torch-ddp:"])
 def test_a_world_size_that_is_not_a_plain_number_is_a_usage_error(backend):
     # parse_backends, not a run: accepted, "torch-ddp:" would start a world.
     with pytest.raises(UsageError, match="the world size must be a whole number"):
         parse_backends(backend)
+
+
+def test_a_world_size_is_named_one_way():
+    assert parse_backends("torch-ddp:4,torch-ddp:04,torch-ddp") == ["torch-ddp:4", "torch-ddp:2"]

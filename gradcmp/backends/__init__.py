@@ -6,7 +6,7 @@ from __future__ import annotations
 from ..errors import UsageError
 from .base import Backend, Output, missing_modules
 from .complex_step import ComplexStep
-from .distributed import DEFAULT_WORLD_SIZE, ENGINES, parse_distributed
+from .distributed import ENGINES, parse_distributed
 from .finite_diff import FiniteDiff
 from .jax_fwd import JaxFwd
 from .jax_grad import JaxGrad
@@ -71,8 +71,8 @@ def parse_backends(text: str) -> list[str]:
         if name not in BACKENDS and parse_distributed(name) is None:
             known = ", ".join([*SINGLE_PROCESS, *(f"{e}:N" for e in ENGINES)])
             raise UsageError(f"unknown backend {name!r}", hint=f"choose from {known}")
-        if name in ENGINES:  # the default world size, named
-            name = f"{name}:{DEFAULT_WORLD_SIZE}"
+        if name in ENGINES or name.partition(":")[0] in ENGINES:  # one name per world size
+            name = parse_distributed(name).name
         if name not in chosen:
             chosen.append(name)
     if not chosen:

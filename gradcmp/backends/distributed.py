@@ -121,12 +121,13 @@ def parse_distributed(name: str) -> Distributed | None:
     names no engine. A bad world size is a UsageError."""
     from ..errors import UsageError
 
-    engine, _, size = name.partition(":")
+    engine, colon, size = name.partition(":")
     if engine not in ENGINES:
         return None
-    if not size:
+    if not colon:
         return Distributed(engine, DEFAULT_WORLD_SIZE)
-    if not size.isdigit() or not 1 <= int(size) <= MAX_WORLD_SIZE:
+    plain = size.isascii() and size.isdigit()  # not "²", which str.isdigit() takes
+    if not plain or not 1 <= int(size) <= MAX_WORLD_SIZE:
         raise UsageError(
             f"{name}: the world size must be a whole number from 1 to {MAX_WORLD_SIZE}",
             hint=f"write {engine}:4",

@@ -10,6 +10,7 @@ is a result (``{"skip": why}``), sent by every rank alike.
 
 from __future__ import annotations
 
+import atexit
 import os
 import pickle
 import signal
@@ -68,7 +69,12 @@ def main(argv: list[str]) -> int:
     os.replace(path + ".tmp", path)
     if teardown is not None:
         teardown()
-    return 0
+    # Done. The atexit handlers run (a loss's own among them); the interpreter's finalization
+    # with torch loaded (≈0.7 s per rank, measured; seconds on a loaded machine) is skipped.
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _where(exc: BaseException, job: dict) -> str:
