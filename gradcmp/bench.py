@@ -10,6 +10,10 @@ compile time, the peak memory the calls added, and the fraction of the bandwidth
 time a single read of the inputs takes at the read bandwidth measured at start (numpy summing a
 256 MB array), divided by the median. 100 % would be a backend that reads its inputs once at
 full speed and does nothing else; real gradients read them at least twice.
+
+A distributed backend (``torch-ddp:4``, ``jax-sharded:2`` …) starts a world per call: it is
+timed by bench_worlds.py instead — ``repeat`` worlds per size, the engine's own time per
+gradient, and each world's start-up apart.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -50,6 +54,11 @@ class Measurement:
     bandwidth_fraction: float | None
     status: str = "ok"
     note: str = ""
+    # A distributed backend (bench_worlds.py): its world size, and each world's start-up —
+    # apart from ``seconds``, which are then the engine's own time per gradient.
+    world_size: int | None = None
+    startup_seconds: list[float] = field(default_factory=list)
+    startup_median: float | None = None
 
     @property
     def spread(self) -> tuple[float, float] | None:
@@ -203,7 +212,11 @@ def run_bench(
     features: int = 1,
     progress: Callable[[Measurement], None] = lambda m: None,
 ) -> tuple[float, list[Measurement]]:
-    """(read bandwidth in bytes/s, one Measurement per backend × dtype × size)."""
+    """(read bandwidth in bytes/s, one Measurement per backend × dtype × size). Distributed
+    backends (``torch-ddp:4``) run worlds of their own, measured last (bench_worlds.py)."""
+    from .bench_worlds import is_world, run_worlds
+
+    worlds = [n for n in backends if n != REFERENCE and is_world(n)]
     bandwidth = read_bandwidth()
     problems = [make_problem(n, features) for n in sizes]
     for problem in problems:  # made here once, shared with every child's pages
@@ -211,7 +224,7 @@ def run_bench(
             problem.inputs(dtype)
     context = multiprocessing.get_context("fork")
     measurements: list[Measurement] = []
-    for name in backends:
+    for name in (n for n in backends if n not in worlds):
         receiver, sender = context.Pipe(duplex=False)
         process = context.Process(
             target=_child,
@@ -248,6 +261,7 @@ def run_bench(
                         )
                         measurements.append(died)
                         progress(died)
+    measurements += run_worlds(problems, worlds, dtypes, repeat, progress)
     return bandwidth, measurements
 
 

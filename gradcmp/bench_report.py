@@ -113,41 +113,93 @@ def _megabytes(n: int | None) -> str:
 def render(bandwidth, measurements, repeat, skipped, console) -> None:
     from rich.table import Table
 
+    singles = [m for m in measurements if m.world_size is None]
+    worlds = [m for m in measurements if m.world_size is not None]
+    if singles:
+        console.print(
+            f"read bandwidth {bandwidth / 1e9:.1f} GB/s (numpy sum of 256 MB, best of 5); "
+            f"{repeat} timed calls each, after one untimed first call",
+            highlight=False,
+        )
+        table = Table(*_SINGLE_COLUMNS)
+        for c in table.columns[2:]:
+            c.justify = "right"
+        for m in singles:
+            if m.median is None:
+                table.add_row(m.backend, m.dtype, f"{m.rows:,}", m.status, m.note, *[""] * 4)
+                continue
+            low, high = m.spread
+            ratio = "" if m.peak_bytes is None else f"{m.peak_bytes / m.data_bytes:.2f}"
+            table.add_row(
+                m.backend,
+                m.dtype,
+                f"{m.rows:,}",
+                _seconds(m.median),
+                f"{_seconds(low)} – {_seconds(high)}",
+                _seconds(m.compile_seconds),
+                _megabytes(m.peak_bytes),
+                ratio,
+                f"{m.bandwidth_fraction:.1%}" if m.bandwidth_fraction is not None else "",
+            )
+        console.print(table)
+    if worlds:
+        render_worlds(worlds, repeat, console)
+    if skipped:
+        console.print(f"not installed, not timed: {', '.join(skipped)}", highlight=False)
+
+
+_SINGLE_COLUMNS = (
+    "backend",
+    "dtype",
+    "rows",
+    "median",
+    "spread (min–max)",
+    "compile",
+    "peak added",
+    "× data",
+    "bandwidth",
+)
+
+
+def render_worlds(worlds, repeat, console) -> None:
+    """Distributed backends: the time per gradient and the world's start-up, in columns apart."""
+    from rich.table import Table
+
     console.print(
-        f"read bandwidth {bandwidth / 1e9:.1f} GB/s (numpy sum of 256 MB, best of 5); "
-        f"{repeat} timed calls each, after one untimed first call",
+        f"distributed backends: {repeat} world{'s' if repeat != 1 else ''} each (every dtype "
+        "in one world); per gradient = the engine's own call (torch: the slowest rank's "
+        "forward+backward; JAX: the compiled call, compile apart); start-up = the rest of the "
+        "world's wall time (processes, imports, process group, teardown)",
         highlight=False,
     )
     table = Table(
         "backend",
+        "world",
         "dtype",
         "rows",
-        "median",
+        "per gradient",
         "spread (min–max)",
         "compile",
-        "peak added",
-        "× data",
-        "bandwidth",
+        "start-up",
+        "start-up spread",
     )
-    for c in table.columns[2:]:
+    for c in table.columns[1:2] + table.columns[3:]:
         c.justify = "right"
-    for m in measurements:
+    for m in worlds:
         if m.median is None:
-            table.add_row(m.backend, m.dtype, f"{m.rows:,}", m.status, m.note, "", "", "", "")
+            row = [m.backend, str(m.world_size), m.dtype, f"{m.rows:,}", m.status, m.note]
+            table.add_row(*row, "", "", "")
             continue
         low, high = m.spread
-        ratio = "" if m.peak_bytes is None else f"{m.peak_bytes / m.data_bytes:.2f}"
         table.add_row(
             m.backend,
+            str(m.world_size),
             m.dtype,
             f"{m.rows:,}",
             _seconds(m.median),
             f"{_seconds(low)} – {_seconds(high)}",
             _seconds(m.compile_seconds),
-            _megabytes(m.peak_bytes),
-            ratio,
-            f"{m.bandwidth_fraction:.1%}" if m.bandwidth_fraction is not None else "",
+            _seconds(m.startup_median),
+            f"{_seconds(min(m.startup_seconds))} – {_seconds(max(m.startup_seconds))}",
         )
     console.print(table)
-    if skipped:
-        console.print(f"not installed, not timed: {', '.join(skipped)}", highlight=False)

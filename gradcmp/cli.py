@@ -330,7 +330,11 @@ def selftest(backend_list, ports, distributed) -> int:
     help="Feature columns of the random data (linear model).",
 )
 @click.option(
-    "--repeat", type=click.IntRange(min=1), default=5, show_default=True, help="Timed calls."
+    "--repeat",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Timed calls (a distributed backend: worlds).",
 )
 @click.option(
     "--plot",
@@ -352,6 +356,8 @@ def bench(rows_text, backend_list, dtype_list, features, repeat, plot_path, outp
     Per backend × dtype × size: median and spread of the call (jit compile apart), the peak
     memory the calls added, and the fraction of the memory-bandwidth limit (a single read of
     the inputs at the read speed numpy reaches here). Each backend runs in its own process.
+    A distributed backend (-b torch-ddp:1,torch-ddp:2,torch-ddp:4) runs --repeat worlds per
+    size: the engine's own time per gradient, and each world's start-up in a column apart.
     """
     from .bench_report import parse_rows, run_and_report
 
