@@ -101,6 +101,8 @@ class Distributed:
             "shards": first["shards"],
             "reduction": first["reduction"],
             "startup_seconds": max(0.0, outcome.seconds - compute),
+            # torch: the module and the engine's wrapping (DDP syncs the ranks), slowest rank
+            "setup_seconds": max((part.get("setup_seconds") or 0.0) for part in per_rank),
         }
         notes = list(outcome.notes) + list(per_rank[0].get("notes", ()))
         return Output(

@@ -96,7 +96,16 @@ def _result(r: Result, groups: dict[str, list[str]] | None = None) -> dict:
 
 def _world(world: dict) -> dict:
     """A distributed result's world (docs/design.md, "JSON report")."""
-    keys = ("world_size", "engine", "comm", "shards", "reduction", "startup_seconds", "ranks")
+    keys = (
+        "world_size",
+        "engine",
+        "comm",
+        "shards",
+        "reduction",
+        "startup_seconds",
+        "setup_seconds",
+        "ranks",
+    )
     return {k: world.get(k) for k in keys}
 
 
