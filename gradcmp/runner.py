@@ -297,10 +297,14 @@ def judge(
     }
     world = output.world
     if world is not None:  # every rank's gradient against the truth, not rank 0's alone
-        judge_rank = lambda flat: {  # noqa: E731
-            k: measure(v, truth[k], dtype, magnitudes[k], _tau(exact, output, k, dtype, rows))
-            for k, v in flat.items()
-        }
+        def judge_rank(flat: dict[str, float]) -> dict:
+            return {
+                k: measure(
+                    v, truth[k], dtype, magnitudes.get(k, zero), _tau(exact, output, k, dtype, rows)
+                )
+                for k, v in flat.items()
+            }
+
         world, rank_errors = rank_status(world, grads, outcome.other_ranks, judge_rank)
     notes = list(output.notes)
     non_finite = [k for k, v in values.items() if not math.isfinite(v)]

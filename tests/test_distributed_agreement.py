@@ -187,7 +187,7 @@ def test_a_loss_that_is_not_a_mean_or_sum_over_rows_is_skipped_with_the_reason(t
     for name, r in results.items():
         assert r.status == "skipped", (name, r.status, r.note)
         assert r.note.startswith("loss is neither a mean nor a sum over rows"), (name, r.note)
-    assert "(a batch statistic?)" in results["torch-ddp:2"].note
+    assert "(a batch statistic?" in results["torch-ddp:2"].note
     assert "cannot be split over devices" in results["jax-shardmap:2"].note
 
 
@@ -211,3 +211,54 @@ def test_a_world_size_that_is_not_a_plain_number_is_a_usage_error(backend):
 
 def test_a_world_size_is_named_one_way():
     assert parse_backends("torch-ddp:4,torch-ddp:04,torch-ddp") == ["torch-ddp:4", "torch-ddp:2"]
+
+
+def test_a_loss_whose_value_splits_but_whose_gradient_does_not_is_skipped(tmp_path):
+    """At w = 0 every shard's loss is 0, so values split as a mean and as a sum; the gradient
+    of a batch statistic splits neither way (the review's false alarm), that of a sum one way."""
+    batch = tmp_path / "batch_statistic_at_zero.py"
+    batch.write_text(
+        'PARAMS = {"w": [0.0]}\n\n\ndef loss(params, X, y, xp):\n'
+        '    return xp.mean(X @ params["w"]) * xp.mean(y)\n'
+    )
+    summed = tmp_path / "sum_at_zero.py"
+    summed.write_text(
+        'PARAMS = {"w": [0.0]}\n\n\ndef loss(params, X, y, xp):\n'
+        '    return xp.sum(y * (X @ params["w"]))\n'
+    )
+    for path, expected in ((batch, "skipped"), (summed, "ok")):
+        report = gradcmp.compare(
+            gradcmp.data.bundled_path(), loss=path, backends=["torch-ddp:2", "jax-sharded:4"],
+            dtypes="float64", timeout=SAFETY_TIMEOUT,
+        )
+        for r in report.results:
+            assert r.status == expected, (path.name, r.backend, r.note)
+            if expected == "ok":
+                assert r.verdict == "agree" and r.world["reduction"] == "sum", r.why
+
+
+PARAMETER_ON_SOME_RANKS = '''
+PARAMS = {"b": 0.5, "w": [-1.25], "c": 0.3}
+
+
+def loss(params, X, y, xp):
+    r = params["b"] + X @ params["w"] - y
+    total = xp.mean(r * r) / 2
+    mask = y < 14  # only row 0: c is in rank 0's graph only
+    if bool(mask.any()):
+        total = total + xp.sum(params["c"] ** 2 * X[mask][:, 0]) / X.shape[0]
+    return total
+'''
+
+
+def test_a_parameter_only_some_ranks_use_is_reduced_by_ddp(tmp_path):
+    """DDP must be told of unused parameters on every rank alike (the review's case: probed on
+    row 0 only, rank 1 never used c and the collectives fell out of step)."""
+    path = tmp_path / "parameter_on_some_ranks.py"
+    path.write_text(PARAMETER_ON_SOME_RANKS)
+    report = gradcmp.compare(
+        gradcmp.data.bundled_path(), loss=path, backends=["torch-ddp:2"], dtypes="float64",
+        timeout=SAFETY_TIMEOUT,
+    )
+    (result,) = report.results
+    assert (result.status, result.verdict) == ("ok", "agree"), result.note or result.why

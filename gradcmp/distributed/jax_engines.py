@@ -56,22 +56,32 @@ def run_rank(job: dict, rank: int, directory: str):
 
 
 def _reduction(problem, shards: Shards) -> str:
-    import jax.numpy as jnp
 
     from ..backends._jax import jax_inputs
 
     with jax_inputs(problem, DTYPES["float64"]) as (params, X, y, loss_fn, side):
-
-        def loss_of(start: int, stop: int) -> float:
-            return float(jnp.asarray(loss_fn(params, X[start:stop], y[start:stop])))
-
+        loss_of = value_and_gradient(params, X, y, loss_fn)
         reduction = row_reduction(loss_of, shards.rows, len(shards.bounds))
     if reduction is None:
         raise SkipWorld(
-            f"{side or 'the loss'} is neither a mean nor a sum over rows, so it cannot be "
-            "split over devices (and JAX pads uneven shards, which needs per-row weights)"
+            f"{side or 'the loss'} is neither a mean nor a sum over rows (a batch statistic? or "
+            "a sum plus a term without rows, which N devices count N times), so it cannot be "
+            "split over devices"
         )
     return reduction
+
+
+def value_and_gradient(params: dict, X, y, loss_fn):
+    """loss_of(start, stop): (loss, gradient elements …) on those rows, numpy (call it inside
+    the dtype's x64 scope)."""
+    import jax
+
+    def loss_of(start: int, stop: int):
+        value, grads = jax.value_and_grad(loss_fn)(params, X[start:stop], y[start:stop])
+        flat = [np.asarray(g, dtype=np.float64).reshape(-1) for g in jax.tree.leaves(grads)]
+        return np.concatenate([[float(value)], *flat])
+
+    return loss_of
 
 
 def _step(engine: str, problem, dtype, shards: Shards, mesh, reduction) -> dict:

@@ -18,6 +18,7 @@ Ranks may be on several hosts and no process needs every row. Each rank
 from __future__ import annotations
 
 import os
+import sys
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -25,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UsageError
-from .shards import MEAN, Shards, row_reduction
+from ..models.base import DataShape
+from .shards import MEAN, SUM, Shards, passing_reductions
 
 
 def launched_world() -> tuple[int, int]:
@@ -77,8 +79,12 @@ def run(options: dict) -> int:
         began = time.perf_counter()
         model = api._model(options["model"], options["loss"], {}, None)
         local, shown = local_rows(options["data"], options["target"], rank, world_size)
+        # Parameter shapes from the whole data's shape (a classifier's classes: the largest
+        # label of any rank), not this rank's rows.
+        shapes = comm.all_gather(DataShape.of(local))
+        whole = DataShape(shapes[0].features, max(s.classes for s in shapes))
         params = api._with_params(
-            Params.from_arrays(model.initial_params(local)), options["params"]
+            Params.from_arrays(model.initial_params(whole)), options["params"]
         )
         problem = Problem(model, local, params)
         sizes = comm.all_gather(local.rows)
@@ -116,9 +122,14 @@ def run(options: dict) -> int:
             )
             api.write_outputs(report, options["format"], options["output"])
             code = report.exit_code
-        return comm.all_gather(code)[0]
+        code = comm.all_gather(code)[0]
     finally:
         comm.close()
+    # Every rank ends with rank 0's code now: the interpreter's finalization with gloo's or
+    # XLA's threads still about can abort ("terminate called without an active exception").
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 class TorchComm:
@@ -185,45 +196,36 @@ class JaxComm:
         jax.distributed.shutdown()
 
 
-def _local_reduction(problem, jax_engine: bool) -> str | None:
-    """MEAN or SUM, checked on this rank's rows split in two (shards.py), with the side the
-    engine runs."""
+def _local_reduction(problem, jax_engine: bool) -> list[str]:
+    """The reductions (MEAN, SUM) this rank's rows allow, checked on them split in two, value
+    and gradient (shards.py), with the side the engine runs. A one-row rank allows both."""
     from ..dtypes import DTYPES
 
+    rows = problem.data.rows
     if jax_engine:
-        import jax.numpy as jnp
-
         from ..backends._jax import jax_inputs
+        from .jax_engines import value_and_gradient
 
         with jax_inputs(problem, DTYPES["float64"]) as (params, X, y, loss_fn, _):
-
-            def loss_of(start: int, stop: int) -> float:
-                return float(jnp.asarray(loss_fn(params, X[start:stop], y[start:stop])))
-
-            return row_reduction(loss_of, problem.data.rows, min(2, problem.data.rows))
-    import torch
-
+            loss_of = value_and_gradient(params, X, y, loss_fn)
+            return passing_reductions(loss_of, rows, 2) if rows > 1 else [MEAN, SUM]
     from ..backends._torch import torch_inputs, torch_loss
+    from .torch_engines import value_and_gradient
 
-    params, X, y = torch_inputs(problem, DTYPES["float64"], leaves=False)
+    params, X, y = torch_inputs(problem, DTYPES["float64"])
     loss_fn, _ = torch_loss(problem)
-
-    def loss_of(start: int, stop: int) -> float:
-        with torch.no_grad():
-            return float(loss_fn(params, X[start:stop], y[start:stop]))
-
-    return row_reduction(loss_of, problem.data.rows, min(2, problem.data.rows))
+    loss_of = value_and_gradient(params, X, y, loss_fn)
+    return passing_reductions(loss_of, rows, 2) if rows > 1 else [MEAN, SUM]
 
 
-def _agreed(comm, reduction) -> str:
-    every = comm.all_gather(reduction)
-    found = {r for r in every if r is not None}
-    if None in every or len(found) != 1:
+def _agreed(comm, reductions: list[str]) -> str:
+    """The first reduction every rank allows; a UsageError where there is none."""
+    every = comm.all_gather(reductions)
+    common = [r for r in (MEAN, SUM) if all(r in allowed for allowed in every)]
+    if not common:
         raise UsageError(
             "the loss is not a mean or a sum over rows on every rank, so the ranks' parts do "
             "not add up to it",
             hint="gradcmp.dist checks losses of the form mean(row losses) or sum(row losses)",
         )
-    return found.pop()
-
-
+    return common[0]

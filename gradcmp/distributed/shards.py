@@ -75,22 +75,37 @@ class Shards:
 
 
 def row_reduction(loss_of, rows: int, world_size: int) -> str | None:
-    """MEAN or SUM — whichever way the shards' losses add up to the full loss — or None.
+    """MEAN or SUM — the first way the shards add up to the full loss — or None."""
+    passing = passing_reductions(loss_of, rows, world_size)
+    return passing[0] if passing else None
 
-    ``loss_of(start, stop)`` is the loss (float64) on rows [start, stop). Checked at the
-    parameters being compared, in float64, to 1e-9 of the terms' magnitude (far above
-    float64's rounding of a mean, far below what a wrong reduction changes). The magnitude is
-    that of the full loss or of the weighted shard losses, whichever is larger: where per-row
-    terms cancel (a mean residual at a least-squares fit) the full loss is rounding noise
-    around 0, and so is the shards' sum — equal only to the rounding of the larger terms."""
-    full = loss_of(0, rows)
-    if not np.isfinite(full):
-        return MEAN  # nothing to tell apart; the reference reports the non-finite loss
+
+def passing_reductions(loss_of, rows: int, world_size: int) -> list[str]:
+    """Which of MEAN and SUM make the shards add up to the full loss, value *and* gradient.
+
+    ``loss_of(start, stop)`` is the loss on rows [start, stop) in float64 — a number, or the
+    vector (loss, gradient elements …). The gradient matters: at a point where every shard's
+    loss is 0 (a batch statistic times a zero, a sum at θ = 0) the values split both ways while
+    the gradient splits one way or none. Checked at the parameters being compared to 1e-9 of
+    the terms' magnitude, element by element (far above float64's rounding of a mean, far below
+    what a wrong reduction changes). The magnitude is that of the full value or of the weighted
+    shards', whichever is larger: where per-row terms cancel (a mean residual at a
+    least-squares fit) the full value is rounding noise around 0, and so is the shards' sum."""
+    full = np.atleast_1d(np.asarray(loss_of(0, rows), dtype=np.float64))
+    if not np.isfinite(full).all():
+        return [MEAN]  # nothing to tell apart; the reference reports the non-finite loss
     shards = Shards.split(rows, world_size)
-    parts = [(stop - start, loss_of(start, stop)) for start, stop in shards.bounds if stop > start]
+    parts = [
+        (stop - start, np.atleast_1d(np.asarray(loss_of(start, stop), dtype=np.float64)))
+        for start, stop in shards.bounds
+        if stop > start
+    ]
+    passing = []
     for reduction in (MEAN, SUM):
         terms = [float(shards.weight_of(size, reduction)) * part for size, part in parts]
-        scale = max(abs(full), sum(abs(t) for t in terms), np.finfo(np.float64).tiny)
-        if abs(sum(terms) - full) <= 1e-9 * scale:
-            return reduction
-    return None
+        total = np.sum(terms, axis=0)
+        scale = np.maximum(np.abs(full), np.sum(np.abs(terms), axis=0))
+        scale = np.maximum(scale, np.finfo(np.float64).tiny)
+        if np.all(np.abs(total - full) <= 1e-9 * scale):
+            passing.append(reduction)
+    return passing

@@ -92,25 +92,38 @@ def _store(rank: int, world_size: int, directory: str, wait: float):
 
 def _reduction(problem, shards: Shards) -> str:
     """MEAN or SUM (shards.py), checked with the torch side in float64; SkipWorld if neither."""
-    import torch
 
     from ..backends._torch import torch_inputs, torch_loss
 
-    params, X, y = torch_inputs(problem, DTYPES["float64"], leaves=False)
+    params, X, y = torch_inputs(problem, DTYPES["float64"])
     loss_fn, side = torch_loss(problem)
-
-    def loss_of(start: int, stop: int) -> float:
-        with torch.no_grad():
-            return float(loss_fn(params, X[start:stop], y[start:stop]))
-
+    loss_of = value_and_gradient(params, X, y, loss_fn)
     reduction = row_reduction(loss_of, shards.rows, len(shards.bounds))
     if reduction is None:
         what = side or "the loss"
         raise SkipWorld(
             f"{what} is neither a mean nor a sum over rows, so its shards do not add up to it "
-            "(a batch statistic?): it cannot be computed by ranks"
+            "(a batch statistic? or a sum plus a term without rows, which N ranks count N "
+            "times): it cannot be computed by ranks"
         )
     return reduction
+
+
+def value_and_gradient(params: dict, X, y, loss_fn):
+    """loss_of(start, stop): (loss, gradient elements …) on those rows, float64 numpy."""
+    import numpy as np
+    import torch
+
+    def loss_of(start: int, stop: int):
+        with torch.enable_grad():
+            value = loss_fn(params, X[start:stop], y[start:stop])
+            grads = torch.autograd.grad(
+                value, list(params.values()), allow_unused=True, materialize_grads=True
+            )
+        flat = [g.detach().reshape(-1).double().numpy() for g in grads]
+        return np.concatenate([[float(value.detach())], *flat])
+
+    return loss_of
 
 
 class _Holder:
@@ -175,10 +188,12 @@ def engine_step(engine: str, problem, dtype, start: int, stop: int, weight, worl
 
         # A parameter the loss does not use must not hold the reduction back; DDP finds one
         # only with find_unused_parameters, which costs a graph traversal per step (and a
-        # warning) where there is none: so a loss file is asked whether it has one, on one
-        # row (a built-in model uses every parameter).
+        # warning) where there is none: so a loss file is asked on each rank's own rows (a
+        # parameter may be used on some ranks only) and the ranks agree; a built-in model
+        # uses every parameter.
         built_in = problem.model.source == "built-in"
-        unused = not built_in and _has_unused(module, X[:1], y[:1])
+        rows = slice(0, 1) if stop == start else slice(start, stop)
+        unused = not built_in and _any_rank(_has_unused(module, X[rows], y[rows]))
         wrapped = DistributedDataParallel(module, find_unused_parameters=unused)
     empty = stop == start
     rows = slice(0, 1) if empty else slice(start, stop)
@@ -208,6 +223,16 @@ def engine_step(engine: str, problem, dtype, start: int, stop: int, weight, worl
         "setup_seconds": setup_seconds,
         "side": side,
     }
+
+
+def _any_rank(flag: bool) -> bool:
+    """Whether ``flag`` holds on any rank (every rank must build DDP alike)."""
+    import torch
+    import torch.distributed as dist
+
+    value = torch.tensor([1 if flag else 0])
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
 
 
 def _has_unused(module, X, y) -> bool:
