@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
 from hypothesis import settings
@@ -13,6 +14,12 @@ from gradcmp.dtypes import DTYPES
 from gradcmp.models import get_model
 from gradcmp.params import Params
 from gradcmp.problem import Problem
+
+# A shell starts a background job (``make test &``) with SIGINT ignored, and every process the
+# tests start would inherit that: the tests of Ctrl-C (gradcmp exits 130, ends its workers and
+# ranks) would then test the harness. Restore Python's own handler (exec resets it to default).
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # CI installs every framework; there a missing one must fail the run, not skip quietly.
 REQUIRE_ALL_BACKENDS = os.environ.get("CI", "").lower() in ("1", "true")
