@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -83,3 +85,37 @@ def test_assert_gradients_agree_message_names_the_offending_rows(buggy_model):
     )
     assert "native" not in message  # native's hand-derived gradient is right: not listed
     assert len(lines) < 20
+
+
+def test_a_failing_assert_gradients_agree_shows_its_message_not_its_source(tmp_path):
+    """pytest hides the helper's own frame (``__tracebackhide__``): the user sees their test
+    line and the message — here a port whose sides differ, though each row agrees with its
+    own side's graph."""
+    loss = tmp_path / "port_half.py"
+    loss.write_text(
+        'PARAMS = {"w": [0.5]}\n\n\n'
+        "def loss_torch(params, X, y):\n"
+        '    r = X @ params["w"] - y\n'
+        "    return (r * r).mean() / 2\n\n\n"
+        "def loss_jax(params, X, y):\n"
+        '    r = X @ params["w"] - y\n'
+        "    return (r * r).mean()  # the ½ lost in the port\n"
+    )
+    test = tmp_path / "test_user.py"
+    test.write_text(
+        "import gradcmp\n"
+        "from gradcmp.testing import assert_gradients_agree\n\n\n"
+        "def test_port():\n"
+        f"    assert_gradients_agree(gradcmp.data.bundled_path(), loss={str(loss)!r},\n"
+        "                           backends=['jax-grad'], dtypes='float64')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(test)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert done.returncode == 1, done.stdout[-2000:]
+    assert "report = compare(*args, **kwargs)" not in done.stdout  # the helper's source
+    assert "port (loss_torch vs loss_jax): different" in done.stdout

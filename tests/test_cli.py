@@ -185,6 +185,13 @@ def test_requested_backend_missing_or_failed_exits_3(planted, name, status, note
     assert by_backend[(name, "float64")]["note"].startswith(note)
 
 
+def test_the_verdict_line_counts_failed_backends_too(planted):
+    """A run that exits 3 does not end on a bare "verdict: agree (2 agree)"."""
+    result = invoke("run", "-b", "native,broken", "--format", "plain")
+    assert result.exit_code == EXIT_BACKEND
+    assert "verdict: agree (2 agree, 2 failed)" in result.output
+
+
 def test_internal_error_exit_70_one_line_traceback_only_with_debug(monkeypatch):
     import gradcmp.api
 

@@ -200,6 +200,12 @@ def verdict_lines(report: Report) -> list[str]:
         for v in (AGREE, "inconclusive", DISAGREE)
         if any(r.verdict == v for r in ok)
     )
+    # Backends that did not run count too: the line must not say "agree" alone where the run
+    # exits 3 (a failed backend) or skipped what was asked for.
+    for status in ("failed", "skipped"):
+        n = sum(r.status == status for r in report.results)
+        if n:
+            counts = f"{counts}, {n} {status}" if counts else f"{n} {status}"
     counts = counts or "no backend produced a result"
     if report.port is not None:
         counts += f"; port {report.port.verdict}"
