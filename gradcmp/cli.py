@@ -97,11 +97,15 @@ def cli() -> None:
     "data_path",
     type=click.Path(dir_okay=True, path_type=str),
     default=None,
-    help="CSV file with a header row [default: the bundled seed data, xy.csv].",
+    help="CSV (with a header row), .npy, .npz or Parquet file, or a directory of Parquet "
+    "partitions [default: the bundled seed data, xy.csv].",
 )
 @click.option("--target", default="y", show_default=True, help="Name of the target column.")
 @click.option(
-    "--model", "model_name", default=None, help="Built-in model (gradcmp models) [default: linear]."
+    "--model",
+    "model_name",
+    default=None,
+    help="Built-in model: linear, logistic, softmax, mlp (gradcmp models) [default: linear].",
 )
 @click.option(
     "--hidden",
@@ -120,7 +124,8 @@ def cli() -> None:
     "--backend",
     "backend_list",
     multiple=True,
-    help="Backends, comma-separated or repeated; 'all' for every one "
+    help="Backends (gradcmp backends), comma-separated or repeated; 'all' for every "
+    "single-process one; a world of N ranks by name, torch-ddp:4 "
     "[default: native,torch-grad,torch-backward,jax-grad].",
 )
 @click.option(
@@ -128,7 +133,7 @@ def cli() -> None:
     "dtype_list",
     default="float32,float64",
     show_default=True,
-    help="Dtypes to compute in, comma-separated.",
+    help="Dtypes to compute in, comma-separated: float64, float32, float16, bfloat16.",
 )
 @click.option(
     "--param",
@@ -221,7 +226,8 @@ def run(
     """Compute loss and gradient with each backend and hold them against the exact reference.
 
     Exit codes: 0 agree (inconclusive warns), 1 disagree, 2 usage or bad input, 3 a backend
-    named with -b is missing or failed, 4 inconclusive under --strict, 70 internal error.
+    named with -b is missing or failed, 4 inconclusive under --strict, 70 internal error,
+    130 interrupted.
     """
     from . import api
     from .errors import UsageError
@@ -255,7 +261,8 @@ def run(
     "--backend",
     "backend_list",
     multiple=True,
-    help="Autodiff backends to test [default: every installed one].",
+    help="Autodiff backends to plant the bugs through: torch-grad, torch-backward, jax-grad, "
+    "torch-func, jax-jit, jax-fwd [default: the first three that are installed].",
 )
 @click.option(
     "--ports",

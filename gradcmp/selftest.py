@@ -23,9 +23,12 @@ from .params import Params
 from .problem import Problem
 from .runner import OK, Report, run
 
-# Backends that differentiate the loss function itself (native uses a hand-derived gradient,
-# which these bugs do not touch).
+# What runs by default: the seed's autodiff backends (quick).
 AUTODIFF_BACKENDS = ("torch-grad", "torch-backward", "jax-grad")
+# Every backend that differentiates the loss the bugs are planted in. native and numpy run the
+# model's hand-derived gradient, which the bugs do not touch; finite-diff and complex-step
+# difference the loss and are judged by their own truncation bound, not by the rule.
+DIFFERENTIATING_BACKENDS = (*AUTODIFF_BACKENDS, "torch-func", "jax-jit", "jax-fwd")
 
 
 def _cast(array, dtype_name: str, xp):
@@ -143,12 +146,12 @@ def seed_problem(loss: Callable) -> Problem:
 
 
 def run_selftest(backends: list[str] | None = None) -> SelftestResult:
-    not_autodiff = [b for b in backends or () if b not in AUTODIFF_BACKENDS]
-    if not_autodiff:
+    refused = [b for b in backends or () if b not in DIFFERENTIATING_BACKENDS]
+    if refused:
         raise UsageError(
-            f"{', '.join(not_autodiff)} cannot run planted bugs: they are planted in the loss, "
-            "which only autodiff backends differentiate",
-            hint=f"choose from {', '.join(AUTODIFF_BACKENDS)}",
+            f"{', '.join(refused)} cannot run planted bugs: they are planted in the loss, which "
+            f"{'it does' if len(refused) == 1 else 'they do'} not differentiate by autodiff",
+            hint=f"choose from {', '.join(DIFFERENTIATING_BACKENDS)}",
         )
     if backends is None:
         backends = [b for b in AUTODIFF_BACKENDS if not missing_modules(BACKENDS[b])]

@@ -54,6 +54,7 @@ def test_selftest_refuses_native():
     result = CliRunner().invoke(cli, ["selftest", "-b", "native"])
     assert result.exit_code == 2
     assert result.stderr.startswith("gradcmp: error: native cannot run planted bugs")
+    assert "which it does not differentiate by autodiff" in result.stderr
 
 
 def test_selftest_fails_when_a_bug_is_missed(monkeypatch):
@@ -73,3 +74,11 @@ def test_port_selftest_catches_every_port_bug_on_its_side():
     rows = [line for line in result.output.splitlines() if line.rstrip().endswith("caught")]
     assert len(rows) == 1 + 6  # the header and one row per planted port bug
     assert "MISSED" not in result.output
+
+
+def test_selftest_plants_through_any_backend_that_differentiates_the_loss():
+    """torch-func, jax-jit and jax-fwd differentiate the loss too (the message used to say
+    "only autodiff backends", refusing them)."""
+    result = CliRunner().invoke(cli, ["selftest", "-b", "torch-func,jax-jit,jax-fwd"])
+    assert result.exit_code == 0, result.output + result.stderr
+    assert "all 6 planted bugs caught in float64 by torch-func, jax-jit, jax-fwd" in result.output
