@@ -145,10 +145,11 @@ def cli() -> None:
 @click.option(
     "--format",
     "output_format",
-    type=click.Choice(["table", "plain", "json", "junit", "markdown"]),
+    type=click.Choice(["table", "plain", "json", "junit", "markdown", "github"]),
     default="table",
     show_default=True,
-    help="Report format on stdout (or in --output).",
+    help="Report format on stdout (or in --output); github: workflow annotations at the "
+    "lines findings point to, and the Markdown report into $GITHUB_STEP_SUMMARY.",
 )
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False, path_type=str), help="Write the report here."

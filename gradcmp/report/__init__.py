@@ -1,5 +1,6 @@
 """Renderers of a Report: ``table`` (rich, for people), ``plain`` (ASCII, stable for diffs),
-``json`` (the contract for programs), ``junit`` (CI test results), ``markdown`` (CI summaries)."""
+``json`` (the contract for programs), ``junit`` (CI test results), ``markdown`` (CI summaries),
+``github`` (GitHub Actions annotations, and the Markdown as the job's summary)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import IO
 
 from ..runner import Report
 
-FORMATS = ("table", "plain", "json", "junit", "markdown")
+FORMATS = ("table", "plain", "json", "junit", "markdown", "github")
 # File names written by --report-dir, one per format (``table`` is ``plain`` in a file).
 REPORT_FILES = {
     "plain": "gradcmp.txt",
@@ -41,6 +42,10 @@ def render(report: Report, fmt: str, json_detail: str = "full", timings: bool = 
         from .markdown import render as render_markdown
 
         return render_markdown(report)
+    if fmt == "github":
+        from .github import render as render_github
+
+        return render_github(report)
     raise ValueError(f"unknown format {fmt!r}")
 
 
@@ -53,5 +58,10 @@ def show(
         from .table import render as render_table
 
         render_table(report, console_for(stream), timings=timings)
+    elif fmt == "github":
+        from .github import write_step_summary
+
+        stream.write(render(report, fmt))
+        write_step_summary(report)
     else:
         stream.write(render(report, fmt, json_detail, timings))
