@@ -71,7 +71,7 @@ def parse_backends(text: str) -> list[str]:
         if name not in BACKENDS and parse_distributed(name) is None:
             known = ", ".join([*SINGLE_PROCESS, *(f"{e}:N" for e in ENGINES)])
             raise UsageError(f"unknown backend {name!r}", hint=f"choose from {known}")
-        if name in ENGINES or name.partition(":")[0] in ENGINES:  # one name per world size
+        if name.partition(":")[0] in ENGINES:  # one name per world size (torch-ddp: 2 ranks)
             name = parse_distributed(name).name
         if name not in chosen:
             chosen.append(name)
