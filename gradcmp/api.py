@@ -16,7 +16,7 @@ from . import data as data_module
 from . import lossfile
 from .backends import DEFAULT_BACKENDS, parse_backends
 from .dtypes import parse_dtypes
-from .errors import UsageError
+from .errors import Given, Option, UsageError, spelt_for_api
 from .models import get_model, mlp
 from .params import Params
 from .problem import Problem
@@ -25,6 +25,9 @@ from .runner import Report, run
 DEFAULT_DTYPES = "float32,float64"
 
 
+# compare() runs code shared with the command line, whose errors name its flags by default
+# (cli.py prints them as they are); an error leaving compare() names its arguments instead.
+@spelt_for_api()
 def compare(
     data,
     model: str | None = None,
@@ -61,6 +64,10 @@ def compare(
 
     Returns:
         The Report: ``.verdict``, ``.results``, ``.exit_code``, ``.to_dict()`` (the JSON report).
+
+    Raises:
+        UsageError, InputError: a bad argument or input, the message naming this function's
+            arguments (``data=``, ``params=['theta1=x']``), not the command line's flags.
     """
     if isinstance(data, str | os.PathLike):
         dataset_source: str | None = os.fspath(data)
@@ -115,19 +122,29 @@ def run_from_options(
 
 
 def _model(model: str, loss: str | None, options: Mapping[str, object], accept=None):
-    """The Model to check: a loss file, or a built-in one with its options (mlp's sizes)."""
+    """The Model to check: a loss file, or a built-in one with its options (mlp's sizes).
+    Its errors name options (errors.Option), spelt for the command line or the Python API."""
     given = {k: v for k, v in options.items() if v is not None}
     if accept is not None and not (0.0 <= accept < 1.0):
-        raise UsageError(f"accept = {accept!r} is not a relative difference in [0, 1)")
+        raise UsageError(
+            (Given("accept", repr(accept), accept), " is not a relative difference in [0, 1)")
+        )
     if loss is not None:
         if given:
-            raise UsageError(f"--{next(iter(given))} applies to --model mlp, not to a loss file")
+            raise _mlp_only(next(iter(given)), "a loss file")
         chosen = lossfile.load(loss)
         if accept is not None:
             chosen = dataclasses.replace(chosen, accept=accept)
         return chosen
     if accept is not None:
-        raise UsageError("--accept applies to a loss file with two sides (--loss), not a model")
+        raise UsageError(
+            (
+                Option("accept"),
+                " applies to a loss file with two sides (",
+                Option("loss"),
+                "), not a model",
+            )
+        )
     chosen = get_model(model)
     if chosen.name == "mlp":
         hidden = given.get("hidden")
@@ -136,12 +153,19 @@ def _model(model: str, loss: str | None, options: Mapping[str, object], accept=N
                 hidden = tuple(int(h) for h in hidden.split(","))
             except ValueError:
                 raise UsageError(
-                    f"--hidden {hidden!r} is not a list of sizes", hint="write --hidden 16,8"
+                    (Given("hidden", repr(hidden), hidden), " is not a list of sizes"),
+                    hint=("write ", Given("hidden", "16,8", (16, 8))),
                 ) from None
         return mlp.configure(hidden, given.get("seed"))
     if given:
-        raise UsageError(f"--{next(iter(given))} applies to --model mlp, not to {model}")
+        raise _mlp_only(next(iter(given)), model)
     return chosen
+
+
+def _mlp_only(option: str, instead: str) -> UsageError:
+    return UsageError(
+        (Option(option), " applies to ", Given("model", "mlp", "mlp"), f", not to {instead}")
+    )
 
 
 def _run(
@@ -204,18 +228,20 @@ def write_outputs(
     save_baseline: str | None = None,
     json_detail: str = "full",
     timings: bool = False,
+    detail: bool = False,
 ) -> None:
     """The report in ``fmt`` to stdout (or ``output``), every format into ``report_dir``, the
-    JSON report to ``save_baseline``. Files are written atomically: no half-written report."""
+    JSON report to ``save_baseline``. Files are written atomically: no half-written report.
+    ``detail``: the table adds every output (--detail)."""
     from .report import REPORT_FILES, render, show
 
     for given in (output, save_baseline):
         if given is not None and not given.strip():
             raise UsageError("cannot write a report to ''", hint="give a file name")
     if output is None:
-        show(report, fmt, sys.stdout, json_detail, timings)
+        show(report, fmt, sys.stdout, json_detail, timings, detail)
     else:
-        write_atomically(Path(output), render(report, fmt, json_detail, timings))
+        write_atomically(Path(output), render(report, fmt, json_detail, timings, detail))
     if report_dir is not None:
         directory = Path(report_dir)
         try:

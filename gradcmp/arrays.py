@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import Dataset, check_names
-from .errors import InputError
+from .errors import InputError, Option
 
 NUMERIC_KINDS = "iuf"
 
@@ -36,7 +36,7 @@ def from_columns(
         raise error(
             f"no column named {target!r} (columns: {', '.join(names)})",
             where=path,
-            hint="name the target column with --target",
+            hint=("name the target column with ", Option("target")),
         )
     if len(columns) < 2:
         raise error("there is no feature column besides the target", where=path)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, Option
 from .reference.exact import ChunkedExactData, ExactSource
 
 # Around a cell, ASCII spaces and tabs are ignored; other whitespace is an error.
@@ -32,6 +32,8 @@ except ImportError:  # pragma: no cover - the pure-Python reader does the same, 
     _fastcsv = None
 
 BUNDLED = "xy.csv"
+# The hint of a data path that is not there (--data on the command line, data= in Python).
+CHECK_DATA_PATH = ("check the ", Option("data"), " path")
 
 # Decimal magnitudes beyond 10**±this are not turned into exact fractions (10**999999999
 # would take forever): past float64's range such a number is 0 or inf anyway.
@@ -188,7 +190,7 @@ def load(path: str | Path | None, target: str = "y") -> Dataset:
     """Read a dataset file (CSV, or .npy/.npz/Parquet by suffix) or a directory of Parquet
     partitions; ``None`` means the bundled seed data."""
     if path is not None and not str(path).strip():
-        raise InputError("the data path is empty", hint="give a CSV file with --data")
+        raise InputError("the data path is empty", hint=("give a CSV file with ", Option("data")))
     if path is None:
         return load_csv(bundled_path(), target, shown_as=f"{BUNDLED} (bundled)")
     path = Path(path)
@@ -203,7 +205,7 @@ def load(path: str | Path | None, target: str = "y") -> Dataset:
         return load_csv(path, target)
     if not path.is_file():
         what = "is a directory" if path.is_dir() else "no such file"
-        raise InputError(what, where=str(path), hint="check the --data path")
+        raise InputError(what, where=str(path), hint=CHECK_DATA_PATH)
     return loader(path, target, str(path))
 
 
@@ -268,7 +270,7 @@ def _header(text: str, target: str, where: str) -> list[str]:
         raise InputError(
             f"no column named {target!r} (columns: {', '.join(header)})",
             where=where,
-            hint="name the target column with --target",
+            hint=("name the target column with ", Option("target")),
         )
     if len(header) < 2:
         raise InputError(
@@ -586,7 +588,7 @@ def _opened(path: Path, name: str):
     try:
         f = open(path, "rb")  # noqa: SIM115 - closed by the with below
     except FileNotFoundError:
-        raise InputError("no such file", where=name, hint="check the --data path") from None
+        raise InputError("no such file", where=name, hint=CHECK_DATA_PATH) from None
     except IsADirectoryError:
         raise InputError("is a directory", where=name, hint="give a CSV file") from None
     except OSError as exc:
@@ -665,6 +667,7 @@ def from_arrays(X, y, path: str = "<arrays>") -> Dataset:
         raise UsageError(
             f"X has shape {X_given.shape} and y has shape {y_given.shape}",
             hint="give X as (n, d) or (n,) and y as (n,), n ≥ 1",
+            option="data",
         )
     d = X_given.shape[1]
     names = [f"x{j}" for j in range(d)] if d > 1 else ["x"]

@@ -95,12 +95,14 @@ def parse_dtypes(text: str) -> list[DType]:
     """``"float32,float64"`` → DTypes in the order given, duplicates dropped."""
     chosen: list[DType] = []
     if not text.strip():
-        raise UsageError("no dtype named", hint=f"choose from {', '.join(DTYPES)}")
+        raise UsageError("no dtype named", hint=f"choose from {', '.join(DTYPES)}", option="dtypes")
     for raw in text.split(","):
         name = ALIASES.get(raw.strip().lower(), raw.strip().lower())
         if name not in DTYPES:
             known = ", ".join(DTYPES)
-            raise UsageError(f"unknown dtype {raw.strip()!r}", hint=f"choose from {known}")
+            raise UsageError(
+                f"unknown dtype {raw.strip()!r}", hint=f"choose from {known}", option="dtypes"
+            )
         if DTYPES[name] not in chosen:
             chosen.append(DTYPES[name])
     return chosen

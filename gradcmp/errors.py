@@ -1,7 +1,21 @@
 """One error type whose subclasses carry the exit code the CLI returns (docs/design.md,
-"Contracts")."""
+"Contracts").
+
+An error about an option names it the way its reader gave it: the command line as a flag
+(``--data``), the Python API as an argument (``data=``). Code that raises such an error does not
+spell the option: it puts an :class:`Option` (or a :class:`Given`, the option with its value)
+into the message, and the error is spelt when shown, from the table of the boundary it
+crossed. The command line's is the default: cli.py prints ``str(error)`` as it always did. The
+Python API's entry points re-spell the errors that leave them (:func:`spelt_for_api`); doing
+it there, on the error object, holds for an error raised in any thread or worker, which a
+context variable read while raising would not.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 EXIT_AGREE = 0
 EXIT_DISAGREE = 1
@@ -11,21 +25,120 @@ EXIT_INCONCLUSIVE = 4
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
 
+# The two boundaries an error is shown at.
+CLI = "cli"
+API = "api"
+
+# Options by the name of compare()'s argument → the command line's flag for them.
+CLI_FLAGS = {
+    "accept": "--accept",
+    "backends": "-b",
+    "data": "--data",
+    "dtypes": "--dtype",
+    "hidden": "--hidden",
+    "loss": "--loss",
+    "model": "--model",
+    "params": "--param",
+    "seed": "--seed",
+    "target": "--target",
+}
+# … → the Python API's argument: compare()'s keywords (gradcmp/api.py) are the options' names.
+API_ARGUMENTS = {name: name for name in CLI_FLAGS}
+
+
+@dataclass(frozen=True)
+class Option:
+    """An option named in a message: ``--data`` on the command line, ``data=`` in Python."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Given:
+    """An option with a value (the one given, or an example): ``--hidden 16,8`` on the command
+    line, ``hidden=(16, 8)`` in Python; the value is written the way each reader writes it."""
+
+    name: str
+    text: str  # as typed after the flag: "16,8"
+    value: object  # as the Python argument: (16, 8)
+
+
+# A message or hint: plain text, or text and the options it names, spelt when shown.
+Text = str | tuple[str | Option | Given, ...]
+
+
+def spell(text: Text, boundary: str = CLI) -> str:
+    """``text`` with its options written for ``boundary`` (CLI or API)."""
+    if isinstance(text, str):
+        return text
+    return "".join(_spell_part(part, boundary) for part in text)
+
+
+def _spell_part(part: str | Option | Given, boundary: str) -> str:
+    if isinstance(part, str):
+        return part
+    if boundary == API:
+        argument = API_ARGUMENTS[part.name]
+        return f"{argument}=" if isinstance(part, Option) else f"{argument}={part.value!r}"
+    flag = CLI_FLAGS[part.name]
+    return flag if isinstance(part, Option) else f"{flag} {part.text}"
+
 
 class GradcmpError(Exception):
-    """An error gradcmp reports in one line: ``[where: ]what is wrong[ (what to do)]``."""
+    """An error gradcmp reports in one line: ``[where: ]what is wrong[ (what to do)]``.
+
+    ``message`` and ``hint`` may name options (:data:`Text`). ``option`` is the option whose
+    value is wrong where the message does not say so itself ("unknown dtype 'float8'"): the
+    Python API shows its argument in front (``dtypes: unknown dtype 'float8'``); the command
+    line shows the message as it is (the flag is on the line the user just typed).
+    """
 
     exit_code = EXIT_INTERNAL
 
-    def __init__(self, message: str, *, where: str | None = None, hint: str | None = None):
-        super().__init__(message)
-        self.message = message
+    def __init__(
+        self,
+        message: Text,
+        *,
+        where: str | None = None,
+        hint: Text | None = None,
+        option: str | None = None,
+    ):
+        self.text, self.hint_text = message, hint
         self.where = where
-        self.hint = hint
+        self.option = option
+        self.boundary = CLI  # the API's entry points change it (spelt_for_api)
+        super().__init__(self.message)
+
+    def spell_for(self, boundary: str) -> None:
+        """Show this error in ``boundary``'s words (``args``, and so ``repr``, too)."""
+        self.boundary = boundary
+        self.args = (self.message,)
+
+    @property
+    def message(self) -> str:
+        return spell(self.text, self.boundary)
+
+    @property
+    def hint(self) -> str | None:
+        return None if self.hint_text is None else spell(self.hint_text, self.boundary)
 
     def __str__(self) -> str:
-        text = f"{self.where}: {self.message}" if self.where else self.message
+        where = self.where
+        if where is None and self.option is not None and self.boundary == API:
+            where = API_ARGUMENTS[self.option]
+        text = f"{where}: {self.message}" if where else self.message
         return f"{text} ({self.hint})" if self.hint else text
+
+
+@contextmanager
+def spelt_for_api() -> Iterator[None]:
+    """Around, or as a decorator of, a Python API entry point: a GradcmpError leaving it names
+    the API's arguments."""
+    try:
+        yield
+    except GradcmpError as exc:
+        exc.spell_for(API)
+        raise
 
 
 class UsageError(GradcmpError):

@@ -13,7 +13,7 @@ import numpy as np
 
 from .data import NUMBER, decimal_value
 from .dtypes import DType
-from .errors import UsageError
+from .errors import Given, UsageError
 
 ELEMENT = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:\[(?P<index>[0-9, ]+)\])?\Z")
 
@@ -38,8 +38,8 @@ def _element_names(name: str, shape: tuple[int, ...]) -> tuple[str, ...]:
 class Params:
     """Initial parameter values: float64 arrays plus the exact value of every element.
 
-    ``exact`` differs from ``values`` only where a decimal given with ``--param`` (``0.1``) is
-    not a float64; then the exact value is what the user asked for.
+    ``exact`` differs from ``values`` only where a decimal given as text (``--param theta1=0.1``,
+    ``params=["theta1=0.1"]``) is not a float64; then the exact value is what the user asked for.
     """
 
     values: Mapping[str, np.ndarray]
@@ -78,17 +78,20 @@ class Params:
         for name, value in given.items():
             if name not in values:
                 known = ", ".join(self.names)
-                raise UsageError(f"no parameter {name!r}", hint=f"parameters are {known}")
+                raise UsageError(
+                    f"no parameter {name!r}", hint=f"parameters are {known}", option="params"
+                )
             array = np.asarray(value)
             if array.size != values[name].size or array.dtype.kind not in "iuf":
                 raise UsageError(
                     f"parameter {name} needs {values[name].size} number(s) of shape "
-                    f"{values[name].shape}, got {array.dtype} of shape {array.shape}"
+                    f"{values[name].shape}, got {array.dtype} of shape {array.shape}",
+                    option="params",
                 )
             flat = array.ravel().tolist()  # Python ints and floats, exact
             as_float = np.asarray(flat, dtype=np.float64)
             if not np.isfinite(as_float).all():
-                raise UsageError(f"parameter {name} is not finite")
+                raise UsageError(f"parameter {name} is not finite", option="params")
             values[name] = as_float.reshape(values[name].shape)
             exact[name] = [Fraction(v) for v in flat]
         return Params(values, {k: tuple(v) for k, v in exact.items()})
@@ -103,14 +106,14 @@ class Params:
             if not match or match["name"] not in values:
                 known = ", ".join(self.names)
                 raise UsageError(
-                    f"--param {assignment!r}: no parameter {target!r}",
+                    (_given(assignment), f": no parameter {target!r}"),
                     hint=f"this model's parameters are {known}",
                 )
             name, array = match["name"], values[match["name"]]
             if match["index"] is not None:
                 flat = _flat_index(assignment, name, match["index"], array.shape)
                 if len(numbers) != 1:
-                    raise UsageError(f"--param {assignment!r}: one element takes one value")
+                    raise UsageError((_given(assignment), ": one element takes one value"))
                 positions = [flat]
             else:
                 positions = list(range(array.size))
@@ -120,7 +123,7 @@ class Params:
                         f"values or set one element as {element_names(name, array.shape)[0]}=VALUE"
                     )
                     raise UsageError(
-                        f"--param {assignment!r}: {len(numbers)} value(s) for {name}", hint=hint
+                        (_given(assignment), f": {len(numbers)} value(s) for {name}"), hint=hint
                     )
             for position, (as_float, as_fraction) in zip(positions, numbers):
                 array.reshape(-1)[position] = as_float
@@ -128,23 +131,29 @@ class Params:
         return Params(values, {k: tuple(v) for k, v in exact.items()})
 
 
+def _given(assignment: str) -> Given:
+    """One ``NAME=VALUE`` as its reader gave it: ``--param 'w=1'``, or ``params=['w=1']``."""
+    return Given("params", repr(assignment), [assignment])
+
+
 def _parse_assignment(assignment: str) -> tuple[str, list[tuple[float, Fraction]]]:
     target, sep, text = assignment.partition("=")
     if not sep or not target.strip() or not text.strip():
         raise UsageError(
-            f"--param {assignment!r} is not NAME=VALUE", hint="write e.g. --param theta1=0.5"
+            (_given(assignment), " is not NAME=VALUE"),
+            hint=("write e.g. ", Given("params", "theta1=0.5", ["theta1=0.5"])),
         )
     numbers = []
     for cell in (c.strip() for c in text.split(",")):
         value = float(cell) if NUMBER.match(cell) else None
         if value is None or value in (float("inf"), float("-inf")):
             raise UsageError(
-                f"--param {assignment!r}: {cell!r} is not a finite decimal number",
+                (_given(assignment), f": {cell!r} is not a finite decimal number"),
                 hint="write plain decimals such as 0.5 or -1.25e-3",
             )
         exact = decimal_value(cell)
         if exact is None:
-            raise UsageError(f"--param {assignment!r}: {cell} is far below float64's range")
+            raise UsageError((_given(assignment), f": {cell} is far below float64's range"))
         numbers.append((value, exact))
     return target.strip(), numbers
 
@@ -154,7 +163,7 @@ def _flat_index(assignment: str, name: str, text: str, shape: tuple[int, ...]) -
     index = tuple(int(part) for part in parts if part)
     if not all(parts) or len(index) != len(shape) or any(i >= n for i, n in zip(index, shape)):
         raise UsageError(
-            f"--param {assignment!r}: {name} has shape {shape}, no element [{text}]",
+            (_given(assignment), f": {name} has shape {shape}, no element [{text}]"),
             hint=f"elements are {element_names(name, shape)[0]} … {element_names(name, shape)[-1]}"
             if shape
             else f"{name} is a scalar: write {name}=VALUE",

@@ -61,7 +61,9 @@ def parse_backends(text: str) -> list[str]:
     chosen: list[str] = []
     names = [raw.strip() for raw in text.split(",")]
     if not any(names):
-        raise UsageError("no backend named", hint=f"choose from {', '.join(BACKENDS)}")
+        raise UsageError(
+            "no backend named", hint=f"choose from {', '.join(BACKENDS)}", option="backends"
+        )
     for name in names:
         if name == REFERENCE_NAME:
             continue
@@ -70,7 +72,9 @@ def parse_backends(text: str) -> list[str]:
             continue
         if name not in BACKENDS and parse_distributed(name) is None:
             known = ", ".join([*SINGLE_PROCESS, *(f"{e}:N" for e in ENGINES)])
-            raise UsageError(f"unknown backend {name!r}", hint=f"choose from {known}")
+            raise UsageError(
+                f"unknown backend {name!r}", hint=f"choose from {known}", option="backends"
+            )
         if name.partition(":")[0] in ENGINES:  # one name per world size (torch-ddp: 2 ranks)
             name = parse_distributed(name).name
         if name not in chosen:
@@ -79,6 +83,7 @@ def parse_backends(text: str) -> list[str]:
         raise UsageError(
             "exact is the reference, which always runs: name a backend to compare with it",
             hint=f"choose from {', '.join(BACKENDS)}",
+            option="backends",
         )
     return chosen
 

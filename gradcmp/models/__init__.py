@@ -11,7 +11,9 @@ MODELS: dict[str, Model] = {m.MODEL.name: m.MODEL for m in (linear, logistic, so
 
 def get_model(name: str) -> Model:
     if name not in MODELS:
-        raise UsageError(f"unknown model {name!r}", hint=f"choose from {', '.join(MODELS)}")
+        raise UsageError(
+            f"unknown model {name!r}", hint=f"choose from {', '.join(MODELS)}", option="model"
+        )
     return MODELS[name]
 
 

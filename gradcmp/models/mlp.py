@@ -3,15 +3,16 @@
     h1 = tanh(b1 + X·W1),  [h2 = tanh(b2 + h1·W2)],  f = b_out + h·w_out
     L = mean((f − y)²) / 2
 
-The hidden sizes are options (``--hidden 16`` or ``--hidden 16,8``); the initial weights are
-drawn from a seeded generator (``--seed``, default 0): normal with variance 1/fan-in, biases 0.
+The hidden sizes are options (``--hidden 16,8``, ``hidden=(16, 8)``); the initial weights
+are drawn from a seeded generator (``--seed``/``seed=``, default 0): normal with variance
+1/fan-in, biases 0.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..errors import UsageError
+from ..errors import Given, UsageError
 from .base import DataShape, Model, ScalarMath
 
 DEFAULT_HIDDEN = (8,)
@@ -152,8 +153,8 @@ def make(hidden: tuple[int, ...] = DEFAULT_HIDDEN, seed: int = 0) -> Model:
             else ("needs layer sizes of at least 1")
         )
         raise UsageError(
-            f"--hidden {','.join(map(str, hidden))}: the MLP {problem}",
-            hint="write --hidden 16 or --hidden 16,8",
+            (Given("hidden", ",".join(map(str, hidden)), hidden), f": the MLP {problem}"),
+            hint=("write ", Given("hidden", "16", (16,)), " or ", Given("hidden", "16,8", (16, 8))),
         )
     return Model(
         name="mlp",
@@ -175,7 +176,7 @@ MODEL = make()
 
 
 def configure(hidden: tuple[int, ...] | None, seed: int | None) -> Model:
-    """The MLP for the user's --hidden / --seed (defaults: one layer of 8, seed 0)."""
+    """The MLP for the user's hidden sizes and seed (defaults: one layer of 8, seed 0)."""
     return make(hidden or DEFAULT_HIDDEN, 0 if seed is None else seed)
 
 

@@ -18,7 +18,7 @@ from fractions import Fraction
 import numpy as np
 
 from ..dtypes import FLOAT64, DType
-from ..errors import BackendError, InputError, one_line
+from ..errors import BackendError, InputError, Option, one_line
 from ..problem import Problem
 from . import highprec
 from .exact import ChunkedExactData, ExactData, ExactSource
@@ -240,7 +240,11 @@ def _not_differentiable(problem: Problem, why: str) -> InputError:
     return InputError(
         f"no reference at these parameters: {why}",
         where=problem.model.source if problem.model.source != "built-in" else problem.data.path,
-        hint="choose parameters where the loss is differentiable (--param, or PARAMS)",
+        hint=(
+            "choose parameters where the loss is differentiable (",
+            Option("params"),
+            ", or PARAMS)",
+        ),
     )
 
 
