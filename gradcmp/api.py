@@ -238,22 +238,31 @@ def write_outputs(
     for given in (output, save_baseline):
         if given is not None and not given.strip():
             raise UsageError("cannot write a report to ''", hint="give a file name")
-    if output is None:
-        show(report, fmt, sys.stdout, json_detail, timings, detail)
-    else:
-        write_atomically(Path(output), render(report, fmt, json_detail, timings, detail))
+    # Everything is rendered before anything is written: a renderer that fails (a bug, exit
+    # 70) or a directory that cannot be made (exit 2) leaves no half-written set of reports
+    # and no report on stdout that the exit code contradicts.
+    files: list[tuple[Path, str]] = []
+    if output is not None:
+        files.append((Path(output), render(report, fmt, json_detail, timings, detail)))
     if report_dir is not None:
         directory = Path(report_dir)
+        files += [
+            (directory / filename, render(report, name, json_detail))
+            for name, filename in REPORT_FILES.items()
+        ]
+    if save_baseline is not None:
+        files.append((Path(save_baseline), render(report, "json")))
+    if report_dir is not None:
         try:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise UsageError(
                 f"cannot create the report directory {report_dir}: {exc.strerror}"
             ) from None
-        for name, filename in REPORT_FILES.items():
-            write_atomically(directory / filename, render(report, name, json_detail))
-    if save_baseline is not None:
-        write_atomically(Path(save_baseline), render(report, "json"))
+    for path, text in files:
+        write_atomically(path, text)
+    if output is None:
+        show(report, fmt, sys.stdout, json_detail, timings, detail)
 
 
 def default_file_mode() -> int:

@@ -191,6 +191,12 @@ def cli() -> None:
     "--timings", is_flag=True, help="Show where the time went: load, reference, each call."
 )
 @click.option(
+    "--detail",
+    is_flag=True,
+    help="Table: every output's value, error and τ under the one-line-per-backend summary "
+    "(one output per line where the grid is wider than the terminal).",
+)
+@click.option(
     "--save-baseline",
     type=click.Path(dir_okay=False, path_type=str),
     help="Save this run's JSON report as a baseline.",
@@ -221,6 +227,7 @@ def run(
     timeout,
     workers,
     timings,
+    detail,
     save_baseline,
     baseline_path,
 ) -> int:
@@ -251,7 +258,7 @@ def run(
         accept=accept,
     )
     api.write_outputs(
-        report, output_format, output, report_dir, save_baseline, json_detail, timings
+        report, output_format, output, report_dir, save_baseline, json_detail, timings, detail
     )
     return report.exit_code
 

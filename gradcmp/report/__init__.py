@@ -19,7 +19,9 @@ REPORT_FILES = {
 }
 
 
-def render(report: Report, fmt: str, json_detail: str = "full", timings: bool = False) -> str:
+def render(
+    report: Report, fmt: str, json_detail: str = "full", timings: bool = False, detail: bool = False
+) -> str:
     """The report as text; ``table`` without colour (for files)."""
     if fmt in ("table", "plain"):
         from .table import console_for
@@ -27,7 +29,11 @@ def render(report: Report, fmt: str, json_detail: str = "full", timings: bool = 
 
         buffer = io.StringIO()
         render_table(
-            report, console_for(buffer, colour=False), plain=fmt == "plain", timings=timings
+            report,
+            console_for(buffer, colour=False),
+            plain=fmt == "plain",
+            timings=timings,
+            detail=detail,
         )
         return buffer.getvalue()
     if fmt == "json":
@@ -50,14 +56,19 @@ def render(report: Report, fmt: str, json_detail: str = "full", timings: bool = 
 
 
 def show(
-    report: Report, fmt: str, stream: IO[str], json_detail: str = "full", timings: bool = False
+    report: Report,
+    fmt: str,
+    stream: IO[str],
+    json_detail: str = "full",
+    timings: bool = False,
+    detail: bool = False,
 ) -> None:
     """Write the report to a terminal or pipe: ``table`` in colour where the stream is a TTY."""
     if fmt == "table":
         from .table import console_for
         from .table import render as render_table
 
-        render_table(report, console_for(stream), timings=timings)
+        render_table(report, console_for(stream), timings=timings, detail=detail)
     elif fmt == "github":
         from .github import write_step_summary
 

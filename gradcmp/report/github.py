@@ -1,10 +1,13 @@
 """``--format github``: GitHub Actions workflow commands, so a finding shows where it points.
 
-One annotation per finding — ``::error`` for a result that disagrees or failed and for a port
-whose sides differ, ``::warning`` for an inconclusive one — at the file and line it points to
-where there is one (a failure inside a loss file: its FILE:LINE; a port's divergence: the line
-on each side), then the verdict line, as the log's last line. Where ``$GITHUB_STEP_SUMMARY`` is
-set (a GitHub job), the Markdown report is appended to it (``show``).
+One annotation per finding — ``::error`` for a result that disagrees, failed or is missing
+(named with -b, not installed) and for a port whose sides differ, ``::warning`` for an
+inconclusive one (``::error`` under --strict, where it fails the run) — at the file and line it
+points to where there is one (a failure inside a loss file: its FILE:LINE; a port's divergence:
+the line on each side); a run where every backend was skipped is annotated with its verdict
+line. Then the port's and the results' lines, and the verdict line as the log's last line.
+Where ``$GITHUB_STEP_SUMMARY`` is set (a GitHub job), the Markdown report is appended to it
+(``show``).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import os
 import re
 
 from ..runner import FAILED, OK, Report
-from .table import port_lines, verdict_lines
+from .lines import outcome, port_lines, result_name, verdict_line, verdict_lines
 
 # "FILE:LINE: what" at the start of a note (a failure inside the user's loss file).
 _WHERE = re.compile(r"^(?P<file>[^:\s][^:]*\.py):(?P<line>\d+): (?P<rest>.*)$")
@@ -21,21 +24,21 @@ _WHERE = re.compile(r"^(?P<file>[^:\s][^:]*\.py):(?P<line>\d+): (?P<rest>.*)$")
 
 def render(report: Report) -> str:
     lines = []
+    inconclusive = "error" if report.strict else "warning"
     for r in report.results:
-        side = f" ({r.side})" if r.side else ""
-        title = f"gradcmp {r.backend} {r.dtype}{side}"
+        title = f"gradcmp {result_name(r)}"
         if r.status == FAILED:
             where = _WHERE.match(r.note)
             if where:
-                lines.append(
-                    _command("error", title, where["rest"], where["file"], where["line"])
-                )
+                lines.append(_command("error", title, where["rest"], where["file"], where["line"]))
             else:
                 lines.append(_command("error", title, r.note))
+        elif outcome(report, r) == "missing":
+            lines.append(_command("error", title, f"missing: {r.note}"))
         elif r.status == OK and r.verdict == "disagree":
             lines.append(_command("error", title, r.why, *_loss_file(report)))
         elif r.status == OK and r.verdict == "inconclusive":
-            lines.append(_command("warning", title, r.why, *_loss_file(report)))
+            lines.append(_command(inconclusive, title, r.why, *_loss_file(report)))
     port = report.port
     if port is not None and port.fails:
         title = f"gradcmp port ({' vs '.join(port.sides)}): {port.verdict}"
@@ -46,7 +49,13 @@ def render(report: Report) -> str:
                 lines.append(_command("error", title, text, d.file, str(d.line)))
         else:
             lines.append(_command("error", title, port.note, *_loss_file(report)))
-    lines += port_lines(report) + verdict_lines(report)
+    if not lines and not any(r.status == OK for r in report.results):
+        # Nothing was checked (every backend skipped): never a silent log. An error where the
+        # run fails on it (--strict).
+        kind = "error" if report.exit_code != 0 else "warning"
+        lines.append(_command(kind, "gradcmp", verdict_line(report)))
+    verdict, *details = verdict_lines(report)
+    lines += port_lines(report) + details + [verdict]
     return "\n".join(lines) + "\n"
 
 

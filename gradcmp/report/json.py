@@ -10,6 +10,7 @@ from ..agreement import Error, to_float, worst_output
 from ..params import element_names
 from ..reference.values import ReferenceValues
 from ..runner import Report, Result
+from .lines import outcome, outcome_counts, verdict_line
 
 # An exact reference is also written as a fraction string when it is this short; long ones
 # (decimal data, many rows) would only bloat the file.
@@ -70,7 +71,7 @@ def _summary(r: Result, groups: dict[str, list[str]]) -> tuple[dict, dict]:
     return grads, errors
 
 
-def _result(r: Result, groups: dict[str, list[str]] | None = None) -> dict:
+def _result(r: Result, groups: dict[str, list[str]] | None = None, ended: str = "") -> dict:
     if groups is not None:
         grads, errors = _summary(r, groups)
     else:
@@ -90,6 +91,10 @@ def _result(r: Result, groups: dict[str, list[str]] | None = None) -> dict:
         "seconds": r.seconds,
         "compile_seconds": r.compile_seconds,
         "note": r.note,
+        # How it ended, as the verdict line counts it: its verdict, or failed / skipped /
+        # missing (not installed although named with -b: the run fails on it, exit 3).
+        "outcome": ended or (r.verdict if r.status == "ok" else r.status),
+        "missing": r.missing,
         **(_world(r.world) if r.world is not None else {}),
     }
 
@@ -177,7 +182,10 @@ def to_dict(report: Report, detail: str = "full") -> dict:
             for d, r in reference.rounding.items()
         },
         "detail": detail,
-        "results": [_result(r, groups) for r in report.results],
+        # What the verdict line says: every outcome's count (zeros included) and the line.
+        "counts": outcome_counts(report),
+        "verdict_line": verdict_line(report),
+        "results": [_result(r, groups, outcome(report, r)) for r in report.results],
         **({"port": _port(report)} if report.port is not None else {}),
         "baseline": report.baseline.to_dict() if report.baseline else None,
         "timings": report.timings,

@@ -1,8 +1,13 @@
 """JUnit XML, which CI systems render as tests: one testcase per backend × dtype.
 
-disagree → <failure> naming the output, its error and its bound; a failed backend → <error>;
-a skipped backend → <skipped>; inconclusive passes with the reason in <system-out> (it is a
-<failure> under --strict, where it fails the run).
+disagree → <failure> naming the output, its error and its bound; a failed backend, or one
+named with -b that is not installed (``missing``) → <error>; a skipped backend → <skipped>;
+inconclusive passes with the reason in <system-out> (it is a <failure> under --strict, where it
+fails the run). A testcase is named as the verdict line names the result (``jax-grad[float64]
+(loss_jax)``) and every message is that result's line of the verdict lines; the totals are the
+verdict line's counts, and the suite fails (a failure or an error) exactly when the run exits
+non-zero: a run where nothing produced a result under --strict gets one more failing testcase,
+``verdict``.
 """
 
 from __future__ import annotations
@@ -11,7 +16,8 @@ import re
 import xml.etree.ElementTree as ET
 
 from ..agreement import DISAGREE, INCONCLUSIVE
-from ..runner import FAILED, SKIPPED, Report
+from ..runner import FAILED, OK, SKIPPED, Report
+from .lines import outcome, outcome_counts, port_lines, result_line, verdict_line
 
 
 def _failure_text(result) -> str:
@@ -36,8 +42,6 @@ def _xml_safe(text: str) -> str:
 
 def _port_case(suite: ET.Element, report: Report) -> None:
     """One more testcase: whether the port's sides compute the same function."""
-    from .table import port_lines
-
     port = report.port
     case = ET.SubElement(
         suite,
@@ -59,48 +63,66 @@ def _port_case(suite: ET.Element, report: Report) -> None:
 
 def render(report: Report) -> str:
     problem = report.problem
+    counts = outcome_counts(report)
+    strict_inconclusive = counts[INCONCLUSIVE] if report.strict else 0
     suite = ET.Element(
         "testsuite",
         name=f"gradcmp.{problem.model.name}",
         tests=str(len(report.results)),
-        failures=str(
-            sum(
-                r.verdict == DISAGREE or (report.strict and r.verdict == INCONCLUSIVE)
-                for r in report.results
-            )
-        ),
-        errors=str(sum(r.status == FAILED for r in report.results)),
-        skipped=str(sum(r.status == SKIPPED for r in report.results)),
+        failures=str(counts[DISAGREE] + strict_inconclusive),
+        errors=str(counts[FAILED] + counts["missing"]),
+        skipped=str(counts[SKIPPED]),
         time=f"{sum(r.seconds or 0 for r in report.results):.6f}",
     )
     properties = ET.SubElement(suite, "properties")
     for name, value in (
         ("verdict", report.verdict),
+        ("summary", verdict_line(report)),
+        ("exit_code", str(report.exit_code)),
         ("data", problem.data.path),
         ("rows", str(problem.data.rows)),
         ("reference", report.reference.method),
     ):
         ET.SubElement(properties, "property", name=name, value=value)
     for r in report.results:
+        side = f" ({r.side})" if r.side else ""
         case = ET.SubElement(
             suite,
             "testcase",
             classname=f"gradcmp.{problem.model.name}.{r.backend}",
-            name=f"{r.backend}[{r.dtype}]",
+            name=f"{r.backend}[{r.dtype}]{side}",
             time=f"{r.seconds or 0:.6f}",
         )
+        line = result_line(report, r)
+        ended = outcome(report, r)
         if r.status == FAILED:
-            ET.SubElement(case, "error", message=r.note, type="BackendFailed").text = r.note
+            ET.SubElement(case, "error", message=line, type="BackendFailed").text = r.note
+        elif ended == "missing":
+            ET.SubElement(case, "error", message=line, type="BackendMissing").text = r.note
         elif r.status == SKIPPED:
-            ET.SubElement(case, "skipped", message=r.note)
+            ET.SubElement(case, "skipped", message=line)
         elif r.verdict == DISAGREE:
-            failure = ET.SubElement(case, "failure", message=r.why, type="Disagree")
+            failure = ET.SubElement(case, "failure", message=line, type="Disagree")
             failure.text = _failure_text(r)
         elif r.verdict == INCONCLUSIVE:
             if report.strict:
-                ET.SubElement(case, "failure", message=r.why, type="Inconclusive").text = r.why
+                ET.SubElement(case, "failure", message=line, type="Inconclusive").text = r.why
             else:
-                ET.SubElement(case, "system-out").text = f"inconclusive: {r.why}"
+                ET.SubElement(case, "system-out").text = line
+    if (
+        report.strict
+        and report.verdict == INCONCLUSIVE
+        and not any(r.status == OK for r in report.results)
+    ):
+        # Nothing ran, and --strict fails the run on that (exit 4): say so as a failure, not
+        # as a suite of skips that CI would show as passing.
+        case = ET.SubElement(
+            suite, "testcase", classname=f"gradcmp.{problem.model.name}", name="verdict", time="0"
+        )
+        summary = verdict_line(report)
+        ET.SubElement(case, "failure", message=summary, type="Inconclusive").text = summary
+        suite.set("tests", str(int(suite.get("tests")) + 1))
+        suite.set("failures", str(int(suite.get("failures")) + 1))
     if report.port is not None:
         _port_case(suite, report)
     for element in suite.iter():

@@ -1,20 +1,28 @@
-"""A Markdown summary fit for a CI job summary (GitHub's $GITHUB_STEP_SUMMARY and the like)."""
+"""A Markdown summary fit for a CI job summary (GitHub's $GITHUB_STEP_SUMMARY and the like).
+
+The heading gives the verdict (marked ❌ whenever the run exits non-zero, whatever the verdict
+word: a failed backend under an ``agree``), the line under it the verdict line with its counts
+and the exit code; rows name the side that ran, as the table does."""
 
 from __future__ import annotations
 
 from ..agreement import to_float
 from ..runner import OK, Report
-from .table import (
+from .lines import (
     baseline_lines,
     error_lines,
     header_lines,
+    outcome,
     port_lines,
     reference_rows,
     rounding_lines,
+    verdict_line,
     verdict_lines,
 )
 
 MARK = {"agree": "✅", "disagree": "❌", "inconclusive": "⚠️"}
+# A result that did not run: failed, and missing (named with -b, not installed) fail the run.
+STATUS_MARK = {"failed": "❌", "missing": "❌", "skipped": "⏭️"}
 
 
 def _escape(text: str) -> str:
@@ -24,7 +32,9 @@ def _escape(text: str) -> str:
 def render(report: Report) -> str:
     problem, reference = report.problem, report.reference
     outputs = ["loss", *problem.params.elements()]
-    lines = [f"### gradcmp: {MARK.get(report.verdict, '')} {report.verdict}", ""]
+    mark = MARK.get(report.verdict, "") if report.exit_code == 0 else "❌"
+    lines = [f"### gradcmp: {mark} {report.verdict}", ""]
+    lines += [f"**{_escape(verdict_line(report))}** · exit {report.exit_code}", ""]
     lines += [f"- {_escape(line)}" for line in header_lines(report)]
     lines += ["", "| backend | dtype | verdict | " + " | ".join(outputs) + " |"]
     lines.append("|---|---|---|" + "---|" * len(outputs))
@@ -43,11 +53,14 @@ def render(report: Report) -> str:
                 cells.append(f"`{value!r}`<br>{first}<br>{second}")
             verdict = f"{MARK[r.verdict]} {r.verdict}"
         else:
-            cells, verdict = ["—"] * len(outputs), r.status
-        lines.append(f"| {r.backend} | {r.dtype} | {verdict} | " + " | ".join(cells) + " |")
+            ended = outcome(report, r)
+            cells, verdict = ["—"] * len(outputs), f"{STATUS_MARK[ended]} {ended}"
+        backend = f"{r.backend} ({r.side})" if r.side else r.backend
+        lines.append(f"| {backend} | {r.dtype} | {verdict} | " + " | ".join(cells) + " |")
     lines.append("")
     lines += [f"- {_escape(line.strip())}" for line in rounding_lines(report)]
     lines += [f"- {_escape(line.strip())}" for line in baseline_lines(report)]
     lines += [f"- {_escape(line.strip())}" for line in port_lines(report)]
-    lines += [f"- {_escape(line.strip())}" for line in verdict_lines(report)]
+    # The verdict line is under the heading; here what it counts: each result's why or note.
+    lines += [f"- {_escape(line.strip())}" for line in verdict_lines(report)[1:]]
     return "\n".join(lines) + "\n"

@@ -1,15 +1,19 @@
-"""The table people read: reference first, then one row per backend × dtype.
+"""The table people read.
 
-Each cell holds the value (``repr``: enough digits to round-trip) and, under it, the distance
-to the reference in ULPs of that row's dtype and as a relative error, then the rounding bound
-τ and the ratio |error| / τ that decides the verdict. ``plain`` is the same table in ASCII
-without colour and without timings, so that two runs can be diffed.
+By default one line per backend × dtype: the verdict, the worst output with its error in ULPs of
+that row's dtype and as a ratio of the rounding bound τ (the ratio decides the verdict), and the
+time. It fits an 80-column terminal; the reference values are the lines above it.
+
+``--detail`` (and ``--format plain``) add every output: the *grid* has one column per output,
+each cell the value (``repr``: enough digits to round-trip), its distance to the reference and
+τ. When the grid is wider than the terminal, the same cells are printed one output per line
+instead, and a line says so. A number is never cut: columns holding numbers do not wrap and a
+layout that would squeeze them is not used.
 """
 
 from __future__ import annotations
 
-import math
-import os
+import io
 
 from rich import box
 from rich.console import Console
@@ -18,57 +22,25 @@ from rich.text import Text
 
 from ..agreement import AGREE, DISAGREE, Error, to_float, worst_output
 from ..console import console_for  # noqa: F401  (re-exported for the renderers)
-from ..distributed.consensus import ranks_text
 from ..params import element_names
-from ..runner import OK, Report
+from ..runner import OK, Report, Result
+from .lines import (
+    baseline_lines,
+    error_lines,
+    header_lines,
+    outcome,
+    port_lines,
+    reference_rows,
+    rounding_lines,
+    seconds_text,
+    timing_lines,
+    verdict_lines,
+)
 
-# The reference cell shows the exact fraction under the value when it is this short.
+# The reference shows the exact fraction beside the value when it is this short.
 SHOWN_FRACTION_CHARS = 24
 VERDICT_STYLE = {AGREE: "green", DISAGREE: "bold red", "inconclusive": "yellow"}
-
-
-def seconds_text(s: float | None) -> str:
-    if s is None:
-        return ""
-    return f"{s * 1e3:.2f} ms" if s < 1 else f"{s:.2f} s"
-
-
-def error_lines(e: Error) -> tuple[str, str]:
-    """('0.667 ulp · rel 6.2e-08', 'τ 5.8e-05 · ratio 0.087') for one output."""
-    if not math.isfinite(e.abs):
-        first = "non-finite"
-    elif e.abs == 0:
-        first = "exact"
-    else:
-        ulp = f"{e.ulp:.3g}" if e.ulp < 1e4 else f"{e.ulp:.2e}"
-        first = f"{ulp} ulp · rel {e.rel:.1e}"
-    return first, f"τ {e.bound:.2g} · ratio {e.ratio:.2g}"
-
-
-def _cell(value: float, error: Error) -> Text:
-    first, second = error_lines(error)
-    text = Text(repr(value))
-    text.append(f"\n{first}\n{second}", style=VERDICT_STYLE[error.verdict])
-    return text
-
-
-def _reference_cell(value) -> Text:
-    text = Text(repr(to_float(value)), style="bold")
-    fraction = str(value)
-    if len(fraction) <= SHOWN_FRACTION_CHARS and "/" in fraction:
-        text.append(f"\n= {fraction}", style="dim")
-    return text
-
-
-def reference_rows(report: Report) -> list[tuple[str, object]]:
-    """One reference row ("all") when every dtype received the same inputs, else one each."""
-    by_dtype = report.reference.by_dtype
-    if len({id(v) for v in by_dtype.values()}) == 1:
-        return [("all", next(iter(by_dtype.values())))]
-    return list(by_dtype.items())
-
-
-# Past this many gradient elements the table has one column per parameter tensor, showing its
+# Past this many gradient elements the grid has one column per parameter tensor, showing its
 # worst element (the JSON report still has every element).
 MAX_ELEMENT_COLUMNS = 8
 
@@ -87,12 +59,143 @@ def columns(report: Report) -> dict[str, list[str]]:
     return grouped
 
 
-def _summary_cell(name: str, value: float, error: Error, count: int) -> Text:
-    text = _cell(value, error)
-    return Text(f"worst of {count}: {name}\n", style="dim") + text
+def _backend_name(r: Result) -> str:
+    return f"{r.backend} ({r.side})" if r.side else r.backend
 
 
-def build(report: Report, plain: bool = False) -> Table:
+def _verdict_text(report: Report, r: Result) -> Text:
+    """The verdict of a result that ran, else its outcome as the verdict line counts it
+    (``missing``: named with -b and not installed, which fails the run)."""
+    said = outcome(report, r)
+    if r.status == OK:
+        return Text(said, style=VERDICT_STYLE[said])
+    return Text(said, style="red" if said in ("failed", "missing") else "dim")
+
+
+def _time_text(r: Result) -> str:
+    """The call's time; a jit's compile time is in --detail and --timings."""
+    return seconds_text(r.seconds)
+
+
+def _ulp_text(e: Error) -> str:
+    return error_lines(e)[0].split(" · ")[0]
+
+
+# ---- the compact default: one line per backend × dtype ----------------------------------
+
+
+def reference_value_lines(report: Report) -> list[str]:
+    """The reference's values, one output per line (the compact table's numbers are errors)."""
+    lines = []
+    for dtype, values in reference_rows(report):
+        exact = values.outputs()
+        label = "" if dtype == "all" else f" ({dtype} inputs)"
+        outputs = [k for group in columns(report).values() for k in group]
+        if len(outputs) > MAX_ELEMENT_COLUMNS + 1:
+            largest = max(abs(to_float(exact[k])) for k in outputs[1:])
+            lines.append(
+                f"reference values{label}: loss = {to_float(exact['loss'])!r}; {len(outputs) - 1} "
+                f"gradient elements, largest |value| {largest!r} (all: --detail or --format json)"
+            )
+            continue
+        shown = []
+        for k in outputs:
+            fraction = str(exact[k])
+            short = "/" in fraction and len(fraction) <= SHOWN_FRACTION_CHARS
+            exactly = f" = {fraction}" if short else ""
+            shown.append(f"{k} = {to_float(exact[k])!r}{exactly}")
+        lines.append(f"reference values{label}: " + "; ".join(shown))
+    return lines
+
+
+def compact_cells(report: Report, timings: bool = True) -> list[str]:
+    """The numbers of the compact table: each must print whole or the layout is not used."""
+    cells = []
+    for r in report.results:
+        if timings:
+            cells.append(_time_text(r))
+        if r.status == OK and r.errors:
+            e = r.errors[worst_output(r.errors, list(r.errors))]
+            cells += [_ulp_text(e), f"{e.ratio:.2g}"]
+    return [c for c in cells if c]
+
+
+def prints_whole(table: Table, width: int, cells: list[str]) -> bool:
+    """Whether every one of ``cells`` appears uncut when ``table`` is printed ``width`` wide
+    (rich folds what may fold, then crops what may not: a crop would cut a number)."""
+    probe = Console(file=io.StringIO(), width=width, no_color=True)
+    with probe.capture() as captured:
+        probe.print(table)
+    text = captured.get()
+    return all(cell in text for cell in cells)
+
+
+def compact(report: Report, timings: bool = True) -> Table:
+    # Two spaces between columns (the box's blank divider and a right padding of one).
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
+    # A long name (a port's side, a tensor element) may fold onto a second line; numbers never.
+    table.add_column("backend", overflow="fold", min_width=14)
+    table.add_column("dtype", no_wrap=True)
+    table.add_column("verdict", no_wrap=True)
+    table.add_column("worst output", overflow="fold")
+    table.add_column("error", no_wrap=True, justify="right")
+    table.add_column("of τ", no_wrap=True, justify="right")
+    if timings:
+        table.add_column("time", no_wrap=True, justify="right")
+    for r in report.results:
+        if r.status == OK and r.errors:
+            k = worst_output(r.errors, list(r.errors))
+            e = r.errors[k]
+            style = VERDICT_STYLE[e.verdict]
+            cells = [k, Text(_ulp_text(e), style=style), Text(f"{e.ratio:.2g}", style=style)]
+        else:
+            cells = [Text("—", style="dim")] * 3
+        time = [_time_text(r)] if timings else []
+        table.add_row(_backend_name(r), r.dtype, _verdict_text(report, r), *cells, *time)
+    return table
+
+
+def compact_lines(report: Report) -> list[Text]:
+    """The compact table's rows as sentences, for a terminal too narrow for its columns."""
+    lines = []
+    for r in report.results:
+        line = Text(f"{_backend_name(r)} {r.dtype}: ") + _verdict_text(report, r)
+        if r.status == OK and r.errors:
+            k = worst_output(r.errors, list(r.errors))
+            e = r.errors[k]
+            line.append(f"; worst {k} {_ulp_text(e)}, {e.ratio:.2g} of τ")
+        lines.append(line)
+    return lines
+
+
+# ---- the detail: every output -----------------------------------------------------------
+
+
+def _cell(value: float, error: Error) -> Text:
+    first, second = error_lines(error)
+    text = Text(repr(value))
+    text.append(f"\n{first}\n{second}", style=VERDICT_STYLE[error.verdict])
+    return text
+
+
+def _reference_cell(value) -> Text:
+    text = Text(repr(to_float(value)), style="bold")
+    fraction = str(value)
+    if len(fraction) <= SHOWN_FRACTION_CHARS and "/" in fraction:
+        text.append(f"\n= {fraction}", style="dim")
+    return text
+
+
+def _shown_outputs(r: Result, outputs: list[str]) -> tuple[str, int] | None:
+    """The output a column shows for a result (its worst, for a tensor) and how many it has."""
+    present = [k for k in outputs if k in r.errors]
+    if not present:
+        return None
+    return (present[0] if len(outputs) == 1 else worst_output(r.errors, present)), len(present)
+
+
+def grid(report: Report, plain: bool = False) -> Table:
+    """One column per output (or per parameter tensor): value, error, τ."""
     reference = report.reference
     groups = columns(report)
     table = Table(box=box.ASCII if plain else box.SIMPLE_HEAD, show_edge=plain, pad_edge=plain)
@@ -100,7 +203,7 @@ def build(report: Report, plain: bool = False) -> Table:
     table.add_column("dtype", no_wrap=True)
     table.add_column("verdict", no_wrap=True)
     for title in groups:
-        table.add_column(title, no_wrap=True, overflow="fold")
+        table.add_column(title, no_wrap=True)
     if not plain:
         table.add_column("time", justify="right", no_wrap=True)
     timing = [] if plain else [""]
@@ -112,7 +215,7 @@ def build(report: Report, plain: bool = False) -> Table:
             if len(outputs) == 1
             else Text(
                 f"{len(outputs)} elements\nlargest |value| "
-                f"{max(abs(to_float(exact[k])) for k in outputs):.6g}",
+                f"{max(abs(to_float(exact[k])) for k in outputs)!r}",
                 style="bold",
             )
             for outputs in groups.values()
@@ -122,209 +225,137 @@ def build(report: Report, plain: bool = False) -> Table:
         table.rows[-1].end_section = True
 
     for r in report.results:
-        if r.status == OK:
-            verdict = Text(r.verdict, style=VERDICT_STYLE[r.verdict])
-            values = {"loss": r.loss, **r.grads}
-            cells = []
-            for outputs in groups.values():
-                present = [k for k in outputs if k in r.errors]
-                if not present:
-                    cells.append(Text("—", style="dim"))
-                elif len(outputs) == 1:
-                    cells.append(_cell(values[present[0]], r.errors[present[0]]))
-                else:
-                    k = worst_output(r.errors, present)
-                    cells.append(_summary_cell(k, values[k], r.errors[k], len(present)))
-        else:
-            verdict = Text(r.status, style="red" if r.status == "failed" else "dim")
-            cells = [Text("—", style="dim")] * len(groups)
+        cells = []
+        for outputs in groups.values():
+            shown = _shown_outputs(r, outputs) if r.status == OK else None
+            if shown is None:
+                cells.append(Text("—", style="dim"))
+                continue
+            k, count = shown
+            cell = _cell({"loss": r.loss, **r.grads}[k], r.errors[k])
+            cells.append(cell if len(outputs) == 1 else Text(f"worst of {count}: {k}\n") + cell)
         compiled = f"\n+{seconds_text(r.compile_seconds)} compile" if r.compile_seconds else ""
         timing = [] if plain else [seconds_text(r.seconds) + compiled]
         backend = f"{r.backend}\n({r.side})" if r.side else r.backend
-        table.add_row(backend, r.dtype, verdict, *cells, *timing)
+        table.add_row(backend, r.dtype, _verdict_text(report, r), *cells, *timing)
     return table
 
 
-def header_lines(report: Report) -> list[str]:
-    problem = report.problem
-    data = problem.data
-    features = ", ".join(data.feature_names)
-    plural = "s" if data.features != 1 else ""
-    shown = [
-        f"{name} = {float(x)!r}" for name, x in zip(problem.params.elements(), _flat_values(report))
+def long_form(report: Report) -> list[Text]:
+    """The grid's cells one output per line, for a terminal narrower than the grid: a heading
+    per backend × dtype, then each output (for a tensor, its worst element) with its value,
+    error in ULPs, relative error, τ and ratio in aligned columns."""
+    groups = columns(report)
+    head = ("output", "value", "error", "rel", "τ", "ratio", "")
+    blocks: list[tuple[Text, list[tuple[str, ...]]]] = []
+    for dtype, values in reference_rows(report):
+        exact = values.outputs()
+        rows = []
+        for title, outputs in groups.items():
+            if len(outputs) == 1:
+                fraction = str(exact[outputs[0]])
+                exactly = f"= {fraction}" if len(fraction) <= SHOWN_FRACTION_CHARS else ""
+                rows.append((title, repr(to_float(exact[outputs[0]])), exactly))
+            else:
+                largest = max(abs(to_float(exact[k])) for k in outputs)
+                rows.append((title, repr(largest), f"largest |value| of {len(outputs)}"))
+        blocks.append((Text(f"{report.reference.name} ({dtype})", style="bold"), rows))
+    for r in report.results:
+        heading = Text(f"{_backend_name(r)} {r.dtype}: ", style="bold") + _verdict_text(report, r)
+        rows = [head] if r.status == OK else []
+        for outputs in groups.values():
+            shown = _shown_outputs(r, outputs) if r.status == OK else None
+            if shown is not None:
+                k, e = shown[0], r.errors[shown[0]]
+                value = repr({"loss": r.loss, **r.grads}[k])
+                rel = f"{e.rel:.1e}" if e.abs else ""
+                cells = (_ulp_text(e), rel, f"{e.bound:.2g}", f"{e.ratio:.2g}")
+                rows.append((k, value, *cells, VERDICT_STYLE[e.verdict]))
+        blocks.append((heading, rows))
+    widths = [
+        # Names and values: every row; the error columns: result rows (more than 3 cells).
+        max((len(row[i]) for _, rows in blocks for row in rows if i < 2 or len(row) > 3), default=0)
+        for i in range(6)
     ]
-    more = f", … ({len(shown)} in all)" if len(shown) > 6 else ""
-    return [
-        f"model {problem.model.name}: {problem.model.formula}",
-        f"data {data.path}: {data.rows} rows, {data.features} feature{plural} ({features}), "
-        f"target {data.target}",
-        f"params: {', '.join(shown[:6])}{more}",
-        f"reference: {_reference_words(report)}, on the values each dtype receives",
-    ]
-
-
-def _reference_words(report: Report) -> str:
-    sides = [name for name, s in report.reference.sides.items() if not s.failure]
-    if not sides:
-        return report.reference.method
-    own = f"each side ({', '.join(sides)}) by the shadow evaluation of its own graph"
-    if report.problem.model.loss is None:
-        return own
-    return f"{own}; others by the generic loss's {report.reference.method}"
-
-
-def _flat_values(report: Report):
-    return (x for v in report.problem.params.values.values() for x in v.ravel().tolist())
-
-
-def rounding_lines(report: Report) -> list[str]:
     lines = []
-    for dtype, r in report.reference.rounding.items():
-        if not r.rounded:
-            lines.append(f"input rounding, {dtype}: none (every input value is exact)")
-            continue
-        shifts = [v for v in r.shift_rel.values() if v is not None]
-        moved = f"; the exact answer moves by up to rel {max(shifts):.1e}" if shifts else ""
-        lines.append(
-            f"input rounding, {dtype}: {r.rounded} of {r.values} values rounded "
-            f"(max rel {r.max_rel:.1e}){moved}"
-        )
+    for heading, rows in blocks:
+        lines.append(heading)
+        for row in rows:
+            name, value = row[0].ljust(widths[0]), row[1].ljust(widths[1])
+            if len(row) == 3:  # a reference value
+                lines.append(Text(f"  {name}  {value}  {row[2]}".rstrip()))
+                continue
+            error = "  ".join(
+                cell.rjust(widths[i]) if i > 1 else cell
+                for i, cell in enumerate(row[:6])
+                if i >= 2
+            )
+            line = Text(f"  {name}  {value}  ", style="dim" if row is head else "")
+            line.append(error, style=row[6] or ("dim" if row is head else ""))
+            lines.append(line)
     return lines
 
 
-def verdict_lines(report: Report) -> list[str]:
-    """The overall verdict, then one line per result that is not a plain agree."""
-    ok = [r for r in report.results if r.status == OK]
-    counts = ", ".join(
-        f"{sum(r.verdict == v for r in ok)} {v}"
-        for v in (AGREE, "inconclusive", DISAGREE)
-        if any(r.verdict == v for r in ok)
-    )
-    # Backends that did not run count too: the line must not say "agree" alone where the run
-    # exits 3 (a failed backend) or skipped what was asked for.
-    for status in ("failed", "skipped"):
-        n = sum(r.status == status for r in report.results)
-        if n:
-            counts = f"{counts}, {n} {status}" if counts else f"{n} {status}"
-    counts = counts or "no backend produced a result"
-    if report.port is not None:
-        counts += f"; port {report.port.verdict}"
-    lines = [f"verdict: {report.verdict} ({counts})"]
-    for r in report.results:
-        if r.why:
-            side = f" ({r.side})" if r.side else ""
-            lines.append(f"  {r.backend} {r.dtype}{side}: {r.verdict}: {r.why}")
-        if r.note:
-            kind = "note" if r.status == OK else r.status
-            lines.append(f"  {r.backend} {r.dtype}: {kind}: {r.note}")
-    return lines + world_lines(report)
+def natural_width(table: Table) -> int:
+    """The columns the table needs with nothing folded."""
+    probe = Console(file=io.StringIO(), width=100_000, no_color=True)
+    with probe.capture() as captured:
+        probe.print(table)
+    return max((len(line.rstrip()) for line in captured.get().splitlines()), default=0)
 
 
-def world_lines(report: Report) -> list[str]:
-    """One line per distributed backend: its engine, communication and rows per rank."""
-    lines, seen = [], set()
-    for r in report.results:
-        if r.world is None or r.backend in seen:
-            continue
-        seen.add(r.backend)
-        w = r.world
-        rows = ", ".join(map(str, w["shards"]))
-        reduction = f", shards weighted for a {w['reduction']} over rows" if w["reduction"] else ""
-        startup = w.get("startup_seconds")
-        startup = f"; start-up {startup:.2f} s" if startup is not None else ""
-        statuses = [rank for rank in w.get("ranks", ()) if rank["status"] != "ok"]
-        by_parameters: dict[tuple, list[int]] = {}
-        for status in statuses:
-            by_parameters.setdefault(tuple(status["parameters"]), []).append(status["rank"])
-        ranks = "; ".join(
-            f"{ranks_text(group)} {'differs' if len(group) == 1 else 'differ'} from rank 0 in "
-            f"{', '.join(parameters)}"
-            for parameters, group in by_parameters.items()
-        ) or "every rank holds the same gradient"
-        lines.append(
-            f"  {r.backend}: {w['engine']} over {w['comm']}, {w['world_size']} ranks, "
-            f"rows per rank {rows}{reduction}; {ranks}{startup}"
-        )
-    return lines
+def render(
+    report: Report,
+    console: Console,
+    plain: bool = False,
+    timings: bool = False,
+    detail: bool = False,
+) -> None:
+    """``plain``: the grid in ASCII at its natural width, no colour and no timings (stable for
+    diffs). Otherwise the compact table, and with ``detail`` the grid where it fits."""
+    def say(line: str, style: str = "") -> None:
+        console.print(Text(line, style=style), highlight=False)
 
-
-def port_lines(report: Report) -> list[str]:
-    """The port verdict: whether the sides compute the same function, where they part, and
-    the kinks and ties they were evaluated at (nothing for a file with one side)."""
-    port = report.port
-    if port is None:
-        return []
-    lines = [f"port ({' vs '.join(port.sides)}): {port.verdict}: {port.note}"]
-    for d in port.divergence:
-        where = f" at {_shown_path(d.file)}:{d.line}" if d.file else ""
-        code = f": {d.code}" if d.code else ""
-        lines.append(f"  {d.side} parts{where} ({d.op}, {d.phase}, rel {d.rel:.1e}){code}")
-    for k in port.kinks:
-        where = f" {_shown_path(k.file)}:{k.line}" if k.file else ""
-        lines.append(f"  kink, {k.side}{where} ({k.op}): {k.note}")
-    for name, side in report.reference.sides.items():
-        if side.failure:
-            lines.append(f"  {name}: {side.failure}")
-    return lines
-
-
-def _shown_path(path: str) -> str:
-    """A user's file as they would name it: relative to the working directory when inside it
-    (the JSON report keeps the path as traced)."""
-    try:
-        relative = os.path.relpath(path)
-    except ValueError:  # another drive
-        return path
-    return path if relative.startswith("..") else relative
-
-
-def baseline_lines(report: Report) -> list[str]:
-    comparison = report.baseline
-    if comparison is None:
-        return []
-    counts: dict[str, int] = {}
-    for c in comparison.changes:
-        counts[c.status] = counts.get(c.status, 0) + 1
-    summary = ", ".join(f"{n} {status}" for status, n in counts.items())
-    lines = [f"baseline {comparison.path}: {comparison.verdict} ({summary})"]
-    for c in comparison.changes:
-        if c.status != "same":
-            moved = f", moved {c.moved_ulp:.3g} ulp: {c.detail}" if c.moved_ulp else ""
-            lines.append(f"  {c.backend} {c.dtype}: {c.status} ({c.was} → {c.now}{moved})")
-    return lines
-
-
-def timing_lines(report: Report) -> list[str]:
-    """Where the time went (``--timings``): load, reference, framework imports, each call."""
-    t = report.timings
-    first = [f"{k} {seconds_text(t[k])}" for k in ("total", "load", "reference") if k in t]
-    lines = [f"timings: {', '.join(first)}"]
-    if t.get("setup"):
-        imports = ", ".join(f"{k} {seconds_text(v)}" for k, v in t["setup"].items())
-        lines.append(f"  setup (imports): {imports}")
-    if t.get("workers"):
-        lines.append(f"  in worker processes: {', '.join(t['workers'])}")
-    calls = [r for r in report.results if r.seconds is not None]
-    for r in calls:
-        compiled = f" (+{seconds_text(r.compile_seconds)} compile)" if r.compile_seconds else ""
-        lines.append(f"  {r.backend} {r.dtype}: {seconds_text(r.seconds)}{compiled}")
-    return lines
-
-
-def render(report: Report, console: Console, plain: bool = False, timings: bool = False) -> None:
     for line in header_lines(report):
-        console.print(line, highlight=False, markup=False)
+        say(line)
+    if not plain:
+        for line in reference_value_lines(report):
+            say(line)
     console.print()
-    console.print(build(report, plain))
+    if plain:
+        table = grid(report, plain=True)
+        console.width = max(console.width, natural_width(table))
+        console.print(table)
+    else:
+        cells = compact_cells(report)
+        table = compact(report)
+        if not prints_whole(table, console.width, cells):
+            say(f"(the time column is left out to fit {console.width} columns: --timings)", "dim")
+            table = compact(report, timings=False)
+        if prints_whole(table, console.width, compact_cells(report, timings=False)):
+            console.print(table)
+        else:  # narrower still: a sentence per row, wrapped between words
+            for line in compact_lines(report):
+                console.print(line, highlight=False)
+        if detail:
+            table = grid(report)
+            needed = natural_width(table)
+            if needed > console.width:
+                say(
+                    f"every output, one per line (the grid needs {needed} columns, this "
+                    f"terminal has {console.width}; --format plain prints it whole):",
+                    "dim",
+                )
+                # Whole lines: a terminal narrower still wraps them, it never cuts a number.
+                for line in long_form(report):
+                    console.print(line, no_wrap=True, overflow="ignore", crop=False)
+            else:
+                console.print(table)
     if timings:
         for line in timing_lines(report):
-            console.print(line, highlight=False, markup=False)
-    for line in rounding_lines(report):
-        console.print(line, highlight=False, markup=False)
-    for line in baseline_lines(report):
-        console.print(line, highlight=False, markup=False)
-    for line in port_lines(report):
-        console.print(line, highlight=False, markup=False)
+            say(line)
+    for line in rounding_lines(report) + baseline_lines(report) + port_lines(report):
+        say(line)
     style = VERDICT_STYLE.get(report.verdict, "")
     for i, line in enumerate(verdict_lines(report)):
-        console.print(Text(line, style=style if i == 0 else ""), highlight=False)
+        say(line, style if i == 0 else "")
