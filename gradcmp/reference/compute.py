@@ -294,7 +294,7 @@ def _float64_fallback(
         f"no reference: {why} is beyond the high-precision reference, and float64 autodiff "
         f"of the generic loss failed ({tried})",
         where=problem.model.source if problem.model.source != "built-in" else None,
-        hint="write loss() with the xp operations the README lists",
+        hint="write loss() with the xp operations listed in docs/ports.md",
     )
 
 
