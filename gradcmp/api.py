@@ -4,6 +4,7 @@ Report, and from a Report to stdout and files."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import sys
 import tempfile
@@ -78,6 +79,13 @@ def compare(
         raise UsageError("data must be a path or an (X, y) pair of arrays")
     if model is not None and loss is not None:
         raise UsageError("give a model or a loss file, not both")
+    # What the command line's types check (click: a flag, a positive finite number of seconds).
+    if not isinstance(strict, bool):
+        raise UsageError(f"strict={strict!r} is not True or False")
+    if timeout is not None and not (
+        isinstance(timeout, int | float) and math.isfinite(timeout) and timeout > 0
+    ):
+        raise UsageError(f"timeout={timeout!r} is not a positive number of seconds")
     chosen = _model(
         model or "linear",
         None if loss is None else os.fspath(loss),

@@ -174,4 +174,4 @@ def one_line(exc: BaseException) -> str:
 
 def timed_out(seconds: float) -> str:
     """The note of a backend call that ran past ``--timeout``."""
-    return f"timed out after {seconds:g} s (--timeout); the others still ran"
+    return f"timed out after {seconds:g} s, the time limit per call; the others still ran"

@@ -323,7 +323,7 @@ def run_in_child(function: Callable, timeout: float | None):
     sender.close()
     try:
         if not receiver.poll(timeout):
-            raise ChildFailed(f"it ran past --timeout ({timeout:g} s)")
+            raise ChildFailed(f"it ran past the time limit per call ({timeout:g} s)")
         try:
             kind, value = receiver.recv()
         except (EOFError, OSError):
@@ -356,4 +356,4 @@ def run_guarded(function: Callable, timeout: float | None):
     try:
         return call_with_timeout(function, timeout, "gradcmp-trace")
     except BackendTimeout:
-        raise ChildFailed(f"it ran past --timeout ({timeout:g} s)") from None
+        raise ChildFailed(f"it ran past the time limit per call ({timeout:g} s)") from None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -281,3 +282,16 @@ def test_both_tables_name_real_options():
     assert set(CLI_FLAGS) == set(API_ARGUMENTS)
     assert set(CLI_FLAGS.values()) <= run_flags
     assert set(API_ARGUMENTS.values()) <= set(inspect.signature(compare).parameters)
+
+
+@pytest.mark.parametrize(
+    "given, message",
+    [
+        ({"timeout": -1}, "timeout=-1 is not a positive number of seconds"),
+        ({"timeout": float("nan")}, "timeout=nan is not a positive number of seconds"),
+        ({"strict": "yes"}, "strict='yes' is not True or False"),
+    ],
+)
+def test_compare_checks_what_the_command_line_types_check(given, message):
+    with pytest.raises(UsageError, match=re.escape(message)):
+        compare(SEED, backends="native", **given)

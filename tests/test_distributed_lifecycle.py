@@ -249,7 +249,7 @@ def test_the_timeout_ends_every_rank(tmp_path):
     world = stand_in_world(tmp_path, ["send()", "time.sleep(600)"], timeout=0.5)
     outcome = world.wait()
     assert outcome.failure == (
-        "timed out after 0.5 s (--timeout); the others still ran (all 2 ranks ended)"
+        "timed out after 0.5 s, the time limit per call; the others still ran (all 2 ranks ended)"
     )
     assert [p.returncode for p in world.ranks] == [0, -signal.SIGKILL]
 
@@ -284,7 +284,7 @@ def test_timeout_ends_the_whole_world_and_only_its_backend(faults):
     world = results["torch-dist:2"]
     assert world.status == "failed"
     assert world.note == (
-        "timed out after 8 s (--timeout); the others still ran (all 2 ranks ended)"
+        "timed out after 8 s, the time limit per call; the others still ran (all 2 ranks ended)"
     )
     assert results["native"].status == "ok" and results["native"].verdict == "agree"
     assert report.exit_code == 3

@@ -68,3 +68,17 @@ def test_a_failure_inside_a_loss_file_is_annotated_at_its_line(monkeypatch, tmp_
 def test_messages_and_properties_are_escaped_as_github_reads_them():
     line = _command("error", "a: b, c", "50% off\nnext", "x.py", "3")
     assert line == "::error file=x.py,line=3,title=a%3A b%2C c::50%25 off%0Anext"
+
+
+def test_a_rank_failure_is_annotated_at_the_line_its_note_names():
+    from gradcmp.report.github import _WHERE
+
+    where = _WHERE.search("rank 1 failed: step.py:6: ZeroDivisionError: division by zero")
+    assert where is not None
+    assert (where["file"], where["line"]) == ("step.py", "6")
+    assert where["rest"] == "ZeroDivisionError: division by zero"
+    assert _WHERE.search("no location in this note: 3 ranks") is None
+
+
+def test_an_annotation_without_a_line_names_the_file_alone():
+    assert _command("warning", "t", "m", "loss.py") == "::warning file=loss.py,title=t::m"

@@ -97,3 +97,27 @@ def test_report_files_get_the_usual_mode_not_the_temporary_files(tmp_path):
         os.umask(old)
     assert result.exit_code == 0
     assert (tmp_path / "r.json").stat().st_mode & 0o777 == 0o644
+
+
+def test_a_ratio_beyond_the_bound_never_prints_as_one_or_less():
+    from gradcmp.report.lines import ratio_text
+
+    assert ratio_text(1.0211) == "1.02"  # {:.2g} would print "1": within τ, it reads
+    assert ratio_text(1.0000001) == "1.0000001"
+    assert ratio_text(0.99999) == "1"  # at most 1 is agree: "1" is honest there
+    assert ratio_text(0.087) == "0.087" and ratio_text(3.5e5) == "3.5e+05"
+    assert ratio_text(float("inf")) == "inf"
+
+
+def test_markdown_groups_a_large_model_by_parameter_tensor():
+    """A 64-64 MLP has 4,417 gradient elements: one column each would be megabytes (GitHub
+    refuses a job summary over 1 MiB); one per tensor, its worst element, is a few KB."""
+    result = invoke(
+        "run", "--no-workers", "--model", "mlp", "--hidden", "64,64", "-b", "torch-grad",
+        "--dtype", "float64", "--format", "markdown",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert len(result.output) < 20_000
+    header = next(line for line in result.output.splitlines() if line.startswith("| backend"))
+    assert "W1 [1, 64]" in header and "W2 [64, 64]" in header
+    assert "worst of 4096: W2[" in result.output

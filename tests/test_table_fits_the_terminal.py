@@ -102,7 +102,7 @@ def test_detail_shows_every_value_whole(request, which, width):
 
 def test_a_grid_wider_than_the_terminal_is_printed_one_output_per_line(mlp_report):
     narrow = rendered(mlp_report, 80, detail=True)
-    assert "the grid needs" in narrow and "one per line" in narrow
+    assert "the grid needs" in narrow and "worst element, one per line" in narrow
     assert len(mlp_report.problem.params.elements()) > MAX_ELEMENT_COLUMNS
     # The worst element of each tensor is named on its own line.
     assert re.search(r"^  w1\[\d+,\d+\] ", narrow, re.M)

@@ -16,10 +16,18 @@ import os
 import re
 
 from ..runner import FAILED, OK, Report
-from .lines import outcome, port_lines, result_name, verdict_line, verdict_lines
+from .lines import (
+    baseline_lines,
+    outcome,
+    port_lines,
+    result_name,
+    verdict_line,
+    verdict_lines,
+)
 
-# "FILE:LINE: what" at the start of a note (a failure inside the user's loss file).
-_WHERE = re.compile(r"^(?P<file>[^:\s][^:]*\.py):(?P<line>\d+): (?P<rest>.*)$")
+# "FILE:LINE: what" in a note (a failure inside the user's loss file), at its start or after
+# a prefix ("rank 1 failed: step.py:6: …"): the annotation goes to that line.
+_WHERE = re.compile(r"(?:^|: )(?P<file>[^:\s][^:]*\.py):(?P<line>\d+): (?P<rest>.*)$")
 
 
 def render(report: Report) -> str:
@@ -28,7 +36,7 @@ def render(report: Report) -> str:
     for r in report.results:
         title = f"gradcmp {result_name(r)}"
         if r.status == FAILED:
-            where = _WHERE.match(r.note)
+            where = _WHERE.search(r.note)
             if where:
                 lines.append(_command("error", title, where["rest"], where["file"], where["line"]))
             else:
@@ -55,7 +63,7 @@ def render(report: Report) -> str:
         kind = "error" if report.exit_code != 0 else "warning"
         lines.append(_command(kind, "gradcmp", verdict_line(report)))
     verdict, *details = verdict_lines(report)
-    lines += port_lines(report) + details + [verdict]
+    lines += port_lines(report) + baseline_lines(report) + details + [verdict]
     return "\n".join(lines) + "\n"
 
 
@@ -70,14 +78,17 @@ def write_step_summary(report: Report) -> None:
         f.write(render_markdown(report) + "\n")
 
 
-def _loss_file(report: Report) -> tuple[str, str] | tuple[()]:
+def _loss_file(report: Report) -> tuple[str] | tuple[()]:
+    """The loss file, without a line: a verdict on the whole file points at no line of it."""
     source = report.problem.model.source
-    return (source, "1") if source != "built-in" else ()
+    return (source,) if source != "built-in" else ()
 
 
 def _command(kind: str, title: str, message: str, file: str = "", line: str = "") -> str:
     """``::error file=F,line=L,title=T::message`` with GitHub's escapes."""
-    properties = [f"file={_property(_relative(file))}", f"line={line}"] if file else []
+    properties = [f"file={_property(_relative(file))}"] if file else []
+    if file and line:
+        properties.append(f"line={line}")
     properties.append(f"title={_property(title)}")
     return f"::{kind} {','.join(properties)}::{_data(message)}"
 

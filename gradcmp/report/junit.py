@@ -17,7 +17,15 @@ import xml.etree.ElementTree as ET
 
 from ..agreement import DISAGREE, INCONCLUSIVE
 from ..runner import FAILED, OK, SKIPPED, Report
-from .lines import outcome, outcome_counts, port_lines, result_line, verdict_line
+from .lines import (
+    baseline_lines,
+    outcome,
+    outcome_counts,
+    port_lines,
+    ratio_text,
+    result_line,
+    verdict_line,
+)
 
 
 def _failure_text(result) -> str:
@@ -27,7 +35,7 @@ def _failure_text(result) -> str:
             lines.append(
                 f"{name}: value {result.loss if name == 'loss' else result.grads[name]!r}, "
                 f"error {e.abs:.6g} (rel {e.rel:.3g}, {e.ulp:.3g} ulp), bound {e.bound:.6g}, "
-                f"ratio {e.ratio:.6g}"
+                f"ratio {ratio_text(e.ratio, 6)}"
             )
     return "\n".join(lines)
 
@@ -125,6 +133,8 @@ def render(report: Report) -> str:
         suite.set("failures", str(int(suite.get("failures")) + 1))
     if report.port is not None:
         _port_case(suite, report)
+    if report.baseline is not None:  # what changed since the baseline: the suite's output
+        ET.SubElement(suite, "system-out").text = "\n".join(baseline_lines(report))
     for element in suite.iter():
         element.attrib = {k: _xml_safe(v) for k, v in element.attrib.items()}
         if element.text:

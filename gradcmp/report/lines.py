@@ -9,6 +9,7 @@ import os
 
 from ..agreement import AGREE, DISAGREE, INCONCLUSIVE, Error
 from ..distributed.consensus import ranks_text
+from ..params import element_names
 from ..runner import FAILED, OK, SKIPPED, Report, Result
 
 # How a backend × dtype ended, in the order the verdict line counts them. ``missing``: not
@@ -22,6 +23,35 @@ def seconds_text(s: float | None) -> str:
     return f"{s * 1e3:.2f} ms" if s < 1 else f"{s:.2f} s"
 
 
+def ratio_text(ratio: float, digits: int = 2) -> str:
+    """|error| / τ to ``digits`` significant digits, but never a ratio above 1 shown as 1 or
+    less: 1.0211 is "1.02" (beyond τ: disagree), not "1" (which reads as within it)."""
+    text = f"{ratio:.{digits}g}"
+    while ratio > 1 and float(text) <= 1 and digits < 17:
+        digits += 1
+        text = f"{ratio:.{digits}g}"
+    return text
+
+
+# Past this many gradient elements the grid and the Markdown table have one column per
+# parameter tensor, showing its worst element (the JSON report still has every element).
+MAX_ELEMENT_COLUMNS = 8
+
+
+def columns(report: Report) -> dict[str, list[str]]:
+    """Column title → the outputs it shows: one each, or one per parameter tensor when the
+    model has more than MAX_ELEMENT_COLUMNS gradient elements."""
+    params = report.problem.params
+    elements = params.elements()
+    if len(elements) <= MAX_ELEMENT_COLUMNS:
+        return {"loss": ["loss"], **{e: [e] for e in elements}}
+    grouped: dict[str, list[str]] = {"loss": ["loss"]}
+    for name, value in params.values.items():
+        title = f"{name} {list(value.shape)}" if value.shape else name
+        grouped[title] = element_names(name, value.shape)
+    return grouped
+
+
 def error_lines(e: Error) -> tuple[str, str]:
     """('0.667 ulp · rel 6.2e-08', 'τ 5.8e-05 · ratio 0.087') for one output."""
     if not math.isfinite(e.abs):
@@ -31,7 +61,7 @@ def error_lines(e: Error) -> tuple[str, str]:
     else:
         ulp = f"{e.ulp:.3g}" if e.ulp < 1e4 else f"{e.ulp:.2e}"
         first = f"{ulp} ulp · rel {e.rel:.1e}"
-    return first, f"τ {e.bound:.2g} · ratio {e.ratio:.2g}"
+    return first, f"τ {e.bound:.2g} · ratio {ratio_text(e.ratio)}"
 
 
 def reference_rows(report: Report) -> list[tuple[str, object]]:
@@ -219,7 +249,8 @@ def baseline_lines(report: Report) -> list[str]:
     for c in comparison.changes:
         if c.status != "same":
             moved = f", moved {c.moved_ulp:.3g} ulp: {c.detail}" if c.moved_ulp else ""
-            lines.append(f"  {c.backend} {c.dtype}: {c.status} ({c.was} → {c.now}{moved})")
+            was, now = c.was or "—", c.now or "—"  # gone or new: nothing on one side
+            lines.append(f"  {c.backend} {c.dtype}: {c.status} ({was} → {now}{moved})")
     return lines
 
 

@@ -6,10 +6,11 @@ and the exit code; rows name the side that ran, as the table does."""
 
 from __future__ import annotations
 
-from ..agreement import to_float
+from ..agreement import to_float, worst_output
 from ..runner import OK, Report
 from .lines import (
     baseline_lines,
+    columns,
     error_lines,
     header_lines,
     outcome,
@@ -29,32 +30,44 @@ def _escape(text: str) -> str:
     return text.replace("|", "\\|")
 
 
+def _cell(r, outputs: list[str]) -> str:
+    """A result's cell: the output's value and error, or a tensor's worst element."""
+    present = [k for k in outputs if k in r.errors]
+    if not present:
+        return "—"
+    k = present[0] if len(outputs) == 1 else worst_output(r.errors, present)
+    value = r.loss if k == "loss" else r.grads[k]
+    first, second = error_lines(r.errors[k])
+    worst = "" if len(outputs) == 1 else f"worst of {len(present)}: {k}<br>"
+    return f"{worst}`{value!r}`<br>{first}<br>{second}"
+
+
 def render(report: Report) -> str:
-    problem, reference = report.problem, report.reference
-    outputs = ["loss", *problem.params.elements()]
+    reference = report.reference
+    groups = columns(report)  # past 8 gradient elements, one column per parameter tensor
     mark = MARK.get(report.verdict, "") if report.exit_code == 0 else "❌"
     lines = [f"### gradcmp: {mark} {report.verdict}", ""]
     lines += [f"**{_escape(verdict_line(report))}** · exit {report.exit_code}", ""]
     lines += [f"- {_escape(line)}" for line in header_lines(report)]
-    lines += ["", "| backend | dtype | verdict | " + " | ".join(outputs) + " |"]
-    lines.append("|---|---|---|" + "---|" * len(outputs))
+    lines += ["", "| backend | dtype | verdict | " + " | ".join(map(_escape, groups)) + " |"]
+    lines.append("|---|---|---|" + "---|" * len(groups))
     for dtype, values in reference_rows(report):
-        cells = [f"`{to_float(v)!r}`" for v in values.outputs().values()]
+        exact = values.outputs()
+        cells = [
+            f"`{to_float(exact[outputs[0]])!r}`"
+            if len(outputs) == 1
+            else f"{len(outputs)} elements<br>largest \\|value\\| "
+            f"`{max(abs(to_float(exact[k])) for k in outputs)!r}`"
+            for outputs in groups.values()
+        ]
         lines.append(f"| **{reference.name}** | {dtype} | reference | " + " | ".join(cells) + " |")
     for r in report.results:
         if r.status == OK:
-            cells = []
-            for k in outputs:
-                if k not in r.errors:
-                    cells.append("—")
-                    continue
-                value = r.loss if k == "loss" else r.grads[k]
-                first, second = error_lines(r.errors[k])
-                cells.append(f"`{value!r}`<br>{first}<br>{second}")
+            cells = [_cell(r, outputs) for outputs in groups.values()]
             verdict = f"{MARK[r.verdict]} {r.verdict}"
         else:
             ended = outcome(report, r)
-            cells, verdict = ["—"] * len(outputs), f"{STATUS_MARK[ended]} {ended}"
+            cells, verdict = ["—"] * len(groups), f"{STATUS_MARK[ended]} {ended}"
         backend = f"{r.backend} ({r.side})" if r.side else r.backend
         lines.append(f"| {backend} | {r.dtype} | {verdict} | " + " | ".join(cells) + " |")
     lines.append("")

@@ -22,15 +22,18 @@ from rich.text import Text
 
 from ..agreement import AGREE, DISAGREE, Error, to_float, worst_output
 from ..console import console_for  # noqa: F401  (re-exported for the renderers)
-from ..params import element_names
 from ..runner import OK, Report, Result
 from .lines import (
+    MAX_ELEMENT_COLUMNS,
     baseline_lines,
+    columns,
     error_lines,
     header_lines,
     outcome,
     port_lines,
+    ratio_text,
     reference_rows,
+    result_name,
     rounding_lines,
     seconds_text,
     timing_lines,
@@ -40,25 +43,6 @@ from .lines import (
 # The reference shows the exact fraction beside the value when it is this short.
 SHOWN_FRACTION_CHARS = 24
 VERDICT_STYLE = {AGREE: "green", DISAGREE: "bold red", "inconclusive": "yellow"}
-# Past this many gradient elements the grid has one column per parameter tensor, showing its
-# worst element (the JSON report still has every element).
-MAX_ELEMENT_COLUMNS = 8
-
-
-def columns(report: Report) -> dict[str, list[str]]:
-    """Column title → the outputs it shows: one each, or one per parameter tensor when the
-    model has more than MAX_ELEMENT_COLUMNS gradient elements."""
-    params = report.problem.params
-    elements = params.elements()
-    if len(elements) <= MAX_ELEMENT_COLUMNS:
-        return {"loss": ["loss"], **{e: [e] for e in elements}}
-    grouped: dict[str, list[str]] = {"loss": ["loss"]}
-    for name, value in params.values.items():
-        title = f"{name} {list(value.shape)}" if value.shape else name
-        grouped[title] = element_names(name, value.shape)
-    return grouped
-
-
 def _backend_name(r: Result) -> str:
     return f"{r.backend} ({r.side})" if r.side else r.backend
 
@@ -116,7 +100,7 @@ def compact_cells(report: Report, timings: bool = True) -> list[str]:
             cells.append(_time_text(r))
         if r.status == OK and r.errors:
             e = r.errors[worst_output(r.errors, list(r.errors))]
-            cells += [_ulp_text(e), f"{e.ratio:.2g}"]
+            cells += [_ulp_text(e), ratio_text(e.ratio)]
     return [c for c in cells if c]
 
 
@@ -147,7 +131,7 @@ def compact(report: Report, timings: bool = True) -> Table:
             k = worst_output(r.errors, list(r.errors))
             e = r.errors[k]
             style = VERDICT_STYLE[e.verdict]
-            cells = [k, Text(_ulp_text(e), style=style), Text(f"{e.ratio:.2g}", style=style)]
+            cells = [k, Text(_ulp_text(e), style=style), Text(ratio_text(e.ratio), style=style)]
         else:
             cells = [Text("—", style="dim")] * 3
         time = [_time_text(r)] if timings else []
@@ -159,7 +143,7 @@ def compact_lines(report: Report) -> list[Text]:
     """The compact table's rows as sentences, for a terminal too narrow for its columns."""
     lines = []
     for r in report.results:
-        line = Text(f"{_backend_name(r)} {r.dtype}: ") + _verdict_text(report, r)
+        line = Text(f"{result_name(r)}: ") + _verdict_text(report, r)
         if r.status == OK and r.errors:
             k = worst_output(r.errors, list(r.errors))
             e = r.errors[k]
@@ -258,10 +242,10 @@ def long_form(report: Report) -> list[Text]:
                 rows.append((title, repr(to_float(exact[outputs[0]])), exactly))
             else:
                 largest = max(abs(to_float(exact[k])) for k in outputs)
-                rows.append((title, repr(largest), f"largest |value| of {len(outputs)}"))
+                rows.append((title, "", f"{len(outputs)} elements, largest |value| {largest!r}"))
         blocks.append((Text(f"{report.reference.name} ({dtype})", style="bold"), rows))
     for r in report.results:
-        heading = Text(f"{_backend_name(r)} {r.dtype}: ", style="bold") + _verdict_text(report, r)
+        heading = Text(f"{result_name(r)}: ", style="bold") + _verdict_text(report, r)
         rows = [head] if r.status == OK else []
         for outputs in groups.values():
             shown = _shown_outputs(r, outputs) if r.status == OK else None
@@ -269,7 +253,7 @@ def long_form(report: Report) -> list[Text]:
                 k, e = shown[0], r.errors[shown[0]]
                 value = repr({"loss": r.loss, **r.grads}[k])
                 rel = f"{e.rel:.1e}" if e.abs else ""
-                cells = (_ulp_text(e), rel, f"{e.bound:.2g}", f"{e.ratio:.2g}")
+                cells = (_ulp_text(e), rel, f"{e.bound:.2g}", ratio_text(e.ratio))
                 rows.append((k, value, *cells, VERDICT_STYLE[e.verdict]))
         blocks.append((heading, rows))
     widths = [
@@ -282,8 +266,9 @@ def long_form(report: Report) -> list[Text]:
         lines.append(heading)
         for row in rows:
             name, value = row[0].ljust(widths[0]), row[1].ljust(widths[1])
-            if len(row) == 3:  # a reference value
-                lines.append(Text(f"  {name}  {value}  {row[2]}".rstrip()))
+            if len(row) == 3:  # a reference value; a tensor's summary is not one, kept apart
+                shown = f"{value}  {row[2]}" if row[1] else row[2]
+                lines.append(Text(f"  {name}  {shown}".rstrip()))
                 continue
             error = "  ".join(
                 cell.rjust(widths[i]) if i > 1 else cell
@@ -341,9 +326,11 @@ def render(
             table = grid(report)
             needed = natural_width(table)
             if needed > console.width:
+                grouped = any(len(outputs) > 1 for outputs in columns(report).values())
+                what = "each parameter tensor's worst element" if grouped else "every output"
                 say(
-                    f"every output, one per line (the grid needs {needed} columns, this "
-                    f"terminal has {console.width}; --format plain prints it whole):",
+                    f"{what}, one per line (the grid needs {needed} columns, this terminal "
+                    f"has {console.width}; --format plain prints it whole):",
                     "dim",
                 )
                 # Whole lines: a terminal narrower still wraps them, it never cuts a number.
