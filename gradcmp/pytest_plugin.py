@@ -16,11 +16,17 @@ has gradcmp loads it; ``-p no:gradcmp`` turns it off.
   the test with gradcmp's message (the offending rows), not with this plugin's source.
 - ``@pytest.mark.gradcmp(backends=, dtypes=, strict=, accept=)`` sets defaults for that test
   (on a class, or a module's ``pytestmark``, for all of its tests; markers are merged per
-  argument, the closest one first). An unknown argument or value fails the test's setup.
+  argument, the closest one first). An unknown argument or value fails the test's setup. An
+  argument given as None is not set there: the next level's value applies.
 - ``--gradcmp-backends A,B`` and ``--gradcmp-dtypes float32,float64`` set the defaults for the
   whole run; ``--gradcmp-report-dir DIR`` writes each check's JSON report (the JSON of
   ``gradcmp run --format json``) to ``DIR/<test node id>.json`` (``-2``, ``-3`` … for further
-  checks in the same test), pass or fail, for CI to keep as artifacts.
+  checks in the same test), pass or fail, for CI to keep as artifacts. The name is the node id
+  made a file name; where that loses characters of a parameter id, or two of the session's
+  tests would share it, a short hash of the node id tells them apart (see ``report_name``).
+- A check where no backend produced a result (every backend × dtype skipped) passes, as
+  ``gradcmp run`` exits 0 on it, but warns (``gradcmp.testing.GradcmpWarning``), so that
+  ``-W error`` fails it; ``strict=True`` fails it anyway.
 - Precedence: arguments of the call, then the marker, then the command line, then gradcmp's
   own defaults.
 - The pytest header shows gradcmp's environment fingerprint (versions, CPU, thread settings).
@@ -45,6 +51,8 @@ MARKER_OPTIONS = ("backends", "dtypes", "strict", "accept")
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "XLA_FLAGS")
 
 _REPORT_DIR = pytest.StashKey["Path | None"]()
+# The session's report names, each with the node id that holds it: no report overwrites another's.
+_REPORT_NAMES = pytest.StashKey["dict[str, str]"]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -70,8 +78,8 @@ def pytest_configure(config: pytest.Config) -> None:
     # Registered here so that --strict-markers accepts it.
     config.addinivalue_line(
         "markers",
-        f"{MARKER}(backends=None, dtypes=None, strict=False, accept=None): "
-        "defaults of the gradcmp_check fixture for this test",
+        f"{MARKER}(backends=None, dtypes=None, strict=None, accept=None): "
+        "defaults of the gradcmp_check fixture for this test (None: not set here)",
     )
     # A misspelt option is an error before any test runs, not one failure per test. Parsing
     # imports gradcmp's backend registry (no framework), so only when the option is given.
@@ -85,6 +93,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if directory is not None:  # relative to where pytest was started, whatever a test chdirs to
         directory = Path(config.invocation_params.dir, directory)
     config.stash[_REPORT_DIR] = directory
+    config.stash[_REPORT_NAMES] = {}
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -128,8 +137,9 @@ def _parsers() -> dict:
 
 def _marker_options(item: pytest.Item) -> dict:
     """The options of the item's gradcmp markers, merged per argument, the closest first (a
-    test's own marker, then its class's, then its module's). A wrong one fails the test's
-    setup with a message naming the marker, not with this plugin's source."""
+    test's own marker, then its class's, then its module's); one given as None is not set
+    there (the next marker's, the command line's or gradcmp's default applies). A wrong one
+    fails the test's setup with a message naming the marker, not with this plugin's source."""
     options: dict = {}
     for marker in item.iter_markers(MARKER):  # closest first
         where = f"@pytest.mark.{MARKER} on {item.nodeid}"
@@ -147,14 +157,15 @@ def _marker_options(item: pytest.Item) -> dict:
             value = marker.kwargs.get(kind)
             if value is not None and (problem := _invalid(kind, value)):
                 pytest.fail(f"{where}: {kind}: {problem}", pytrace=False)
-        if marker.kwargs.get("strict", False) not in (True, False):
+        if marker.kwargs.get("strict") not in (None, True, False):
             strict = marker.kwargs["strict"]
             pytest.fail(f"{where}: strict={strict!r} is not True or False", pytrace=False)
         accept = marker.kwargs.get("accept")
         if accept is not None and not (isinstance(accept, float | int) and 0 <= accept < 1):
             pytest.fail(f"{where}: accept={accept!r} is not a number in [0, 1)", pytrace=False)
         for name, value in marker.kwargs.items():
-            options.setdefault(name, value)
+            if value is not None:
+                options.setdefault(name, value)
     return options
 
 
@@ -162,19 +173,29 @@ class GradcmpCheck:
     """The callable ``gradcmp_check`` returns: ``gradcmp.compare`` with this test's defaults
     (``.options``), checked like ``gradcmp.testing.assert_gradients_agree``."""
 
-    def __init__(self, options: dict, report_dir: Path | None, nodeid: str):
+    def __init__(
+        self,
+        options: dict,
+        report_dir: Path | None,
+        nodeid: str,
+        names: dict[str, str] | None = None,
+    ):
         self.options = options
         self.report_dir = report_dir
         self.nodeid = nodeid
         self.reports: list[Path] = []  # the JSON reports written, in order
+        # The session's report names (name → node id), shared by every test's checks.
+        self.names = {} if names is None else names
 
     def __call__(self, data, model: str | None = None, **options):
         __tracebackhide__ = True  # a failure shows the test's line and gradcmp's message
         from .api import compare
         from .errors import GradcmpError
-        from .testing import failure_message
+        from .testing import _warn_if_nothing_checked, failure_message
 
-        options = {**self.options, **options}
+        # A marker option given as None is not set by the call: the test's default applies.
+        given = {k: v for k, v in options.items() if not (k in MARKER_OPTIONS and v is None)}
+        options = {**self.options, **given}
         try:
             report = compare(data, model, **options)
         except GradcmpError as exc:  # a bad path or option: its one line, at the user's line
@@ -184,6 +205,7 @@ class GradcmpCheck:
         message = failure_message(report, options.get("strict", False))
         if message is not None:
             raise AssertionError(message)
+        _warn_if_nothing_checked(report, stacklevel=2)  # at the test's line
         return report
 
     def _write(self, report) -> None:
@@ -192,6 +214,9 @@ class GradcmpCheck:
 
         self.report_dir.mkdir(parents=True, exist_ok=True)
         name = report_name(self.nodeid)
+        if self.names.setdefault(name, self.nodeid) != self.nodeid:  # another test's name
+            name = f"{name}-{_short_hash(self.nodeid)}"
+            self.names.setdefault(name, self.nodeid)
         if self.reports:
             name = f"{name}-{len(self.reports) + 1}"
         path = self.report_dir / f"{name}.json"
@@ -200,13 +225,23 @@ class GradcmpCheck:
 
 
 def report_name(nodeid: str) -> str:
-    """A file name for a test's report: the node id with every character outside
-    ``[A-Za-z0-9_.=[]-]`` replaced by ``_`` (``::`` becomes ``__``, ``/`` ``_``); a very long
-    one is shortened and told apart by a hash of the whole id."""
-    name = re.sub(r"[^A-Za-z0-9_.=\[\]-]", "_", nodeid)
-    if len(name) > 150:
-        name = f"{name[:140]}-{hashlib.sha1(nodeid.encode()).hexdigest()[:8]}"
+    """A file name for a test's report, the same in every run: the node id with ``::`` as
+    ``__`` and the path's ``/`` as ``_``, and every other character outside
+    ``[A-Za-z0-9_.=[]-]`` replaced by ``_``. Where that replaced one (parameter ids ``a/b``,
+    ``a b`` and ``a_b`` would share a name) or the name is very long (shortened), a hash of the
+    whole node id follows: ``test_p[a_b]-1f0c2e9a``. (Two tests whose ids differ only in
+    ``::``/``/`` versus ``__``/``_`` still share one; the fixture adds the hash to the second
+    of them in a session.)"""
+    path, bracket, parameters = nodeid.partition("[")
+    plain = path.replace("::", "__").replace("/", "_") + bracket + parameters
+    name = re.sub(r"[^A-Za-z0-9_.=\[\]-]", "_", plain)
+    if name != plain or len(name) > 150:
+        name = f"{name[:140]}-{_short_hash(nodeid)}"
     return name
+
+
+def _short_hash(nodeid: str) -> str:
+    return hashlib.sha1(nodeid.encode()).hexdigest()[:8]
 
 
 @pytest.fixture
@@ -221,4 +256,9 @@ def gradcmp_check(request: pytest.FixtureRequest) -> GradcmpCheck:
         if config.getoption(f"gradcmp_{kind}") is not None
     }
     options.update(_marker_options(request.node))
-    return GradcmpCheck(options, config.stash.get(_REPORT_DIR, None), request.node.nodeid)
+    return GradcmpCheck(
+        options,
+        config.stash.get(_REPORT_DIR, None),
+        request.node.nodeid,
+        config.stash.setdefault(_REPORT_NAMES, {}),
+    )

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 import gradcmp
 from gradcmp.cli import cli
 from gradcmp.errors import UsageError
-from gradcmp.testing import assert_gradients_agree
+from gradcmp.testing import GradcmpWarning, assert_gradients_agree
 
 VOLATILE = ("timings", "environment")
 
@@ -119,3 +119,66 @@ def test_a_failing_assert_gradients_agree_shows_its_message_not_its_source(tmp_p
     assert done.returncode == 1, done.stdout[-2000:]
     assert "report = compare(*args, **kwargs)" not in done.stdout  # the helper's source
     assert "port (loss_torch vs loss_jax): different" in done.stdout
+
+
+def test_the_message_shows_the_ten_worst_elements_of_a_result_and_counts_the_rest(tmp_path):
+    """25 parameters, w[i]'s hand-derived gradient off by i/100: w[0] agrees, 24 do not; the
+    message shows the 10 worst (largest ratio first), then how many more the JSON report has."""
+    loss = tmp_path / "many.py"
+    loss.write_text(
+        'PARAMS = {"w": [0.1] * 25}\n\n\n'
+        "def loss(params, X, y, xp):\n"
+        '    return xp.sum(params["w"] * params["w"]) + xp.mean(X[:, 0]) * 0\n\n\n'
+        "def grad_native(params, X, y):\n"
+        '    return {"w": [2 * w + i / 100 for i, w in enumerate(params["w"])]}\n'
+    )
+    with pytest.raises(AssertionError) as info:
+        assert_gradients_agree(
+            gradcmp.data.bundled_path(), loss=loss, backends="native", dtypes="float64"
+        )
+    lines = str(info.value).splitlines()
+    assert lines[1].startswith("  native float64 (grad_native): disagree: w[24] is off by ")
+    shown = [line.split(" = ")[0].strip() for line in lines if line.startswith("    w[")]
+    assert shown == [f"w[{i}]" for i in range(24, 14, -1)]
+    assert lines[-2] == "    … and 14 more (the JSON report has them all)"
+    assert len(lines) == 14  # the headline, the result, 10 elements, the count, the verdict
+
+
+def test_a_skipped_backend_is_not_named_among_the_failures(buggy_model):
+    """finite-diff does not compute in float32: skipped, which fails nothing, so the message of
+    a run that fails on a disagreement does not list it (the verdict line counts it)."""
+    with pytest.raises(AssertionError) as info:
+        assert_gradients_agree(
+            gradcmp.data.bundled_path(), model=buggy_model, backends="native,finite-diff"
+        )
+    message = str(info.value)
+    assert "  finite-diff float64: disagree: " in message
+    assert "finite-diff float32" not in message and ": skipped: " not in message
+    assert message.splitlines()[-1] == (
+        "verdict: disagree (2 agree, 1 disagree, 1 skipped), exit code 1"
+    )
+
+
+def test_a_check_that_checks_nothing_passes_with_a_warning_saying_why():
+    """Every backend × dtype skipped: the run exits 0 (inconclusive), so the check passes, as
+    the CLI does; but it warns (``-W error`` fails it), with the skips' notes. Under strict
+    the run fails, so the check fails, with the same notes."""
+    data = (np.arange(1.0, 5.0), np.array([2.0, 4.0, 6.5, 8.0]))
+    with pytest.warns(GradcmpWarning) as caught:
+        report = assert_gradients_agree(data, backends="finite-diff", dtypes="float32")
+    assert (report.verdict, report.exit_code) == ("inconclusive", 0)
+    (warning,) = caught
+    assert str(warning.message).splitlines() == [
+        "gradcmp checked nothing for model linear on <arrays>: no backend produced a result, "
+        "so the check passed without comparing a gradient:",
+        "  finite-diff float32: skipped: finite-diff does not compute in float32",
+    ]
+    assert warning.filename == __file__  # the caller's line, not the helper's
+    assert issubclass(GradcmpWarning, UserWarning)
+
+    with pytest.raises(AssertionError) as info:
+        assert_gradients_agree(data, backends="finite-diff", dtypes="float32", strict=True)
+    assert str(info.value).splitlines()[1:] == [
+        "  finite-diff float32: skipped: finite-diff does not compute in float32",
+        "verdict: inconclusive (no backend produced a result: 1 skipped), exit code 4",
+    ]

@@ -6,6 +6,7 @@ check is in-process (quick). Checks use native and numpy, which import no framew
 from __future__ import annotations
 
 import json
+import re
 from importlib import metadata
 
 import pytest
@@ -218,8 +219,129 @@ def test_the_check_fails_exactly_when_assert_gradients_agree_does(tmp_path):
 
 
 def test_report_names_are_file_names():
-    assert report_name("tests/a.py::TestC::test_d[float32-x y]") == (
+    assert report_name("tests/a.py::TestC::test_d[float32-x_y]") == (
         "tests_a.py__TestC__test_d[float32-x_y]"
     )
     long = report_name("t.py::test_" + "x" * 300)
     assert len(long) == 149 and long != report_name("t.py::test_" + "x" * 301)
+
+
+def test_parameter_ids_that_lose_characters_get_a_hash_the_same_in_every_run():
+    """``a/b``, ``a b`` and ``a_b`` would all be ``a_b``: the two that lost a character are told
+    apart by a hash of the node id (a function of the id alone: the same in every run)."""
+    ids = [f"tests/t.py::test_p[{tag}-float32]" for tag in ("a/b", "a_b", "a b")]
+    names = [report_name(nodeid) for nodeid in ids]
+    assert len(set(names)) == 3
+    assert names[1] == "tests_t.py__test_p[a_b-float32]"
+    for name in (names[0], names[2]):
+        assert re.fullmatch(r"tests_t\.py__test_p\[a_b-float32\]-[0-9a-f]{8}", name)
+    assert names == [report_name(nodeid) for nodeid in ids]
+
+
+def test_two_tests_of_a_session_never_share_a_report_file(tmp_path):
+    """``tests/a/b.py`` and ``tests/a_b.py`` both make ``tests_a_b.py__test_x``: within the
+    session (the names the checks share) the second test's reports get the hash."""
+    names: dict[str, str] = {}
+    data, options = gradcmp.data.bundled_path(), {"backends": "native", "dtypes": "float64"}
+    first = GradcmpCheck(options, tmp_path, "tests/a/b.py::test_x", names)
+    second = GradcmpCheck(options, tmp_path, "tests/a_b.py::test_x", names)
+    for check in (first, second, first, second):
+        check(data)
+    plain = "tests_a_b.py__test_x"
+    assert [p.name for p in first.reports] == [f"{plain}.json", f"{plain}-2.json"]
+    (one, two) = (p.name for p in second.reports)
+    assert re.fullmatch(r"tests_a_b\.py__test_x-[0-9a-f]{8}\.json", one)
+    assert two == one.replace(".json", "-2.json")
+    assert len(list(tmp_path.iterdir())) == 4
+    again = GradcmpCheck(options, tmp_path, "tests/a_b.py::test_x", {})  # another session
+    again(data)
+    assert again.reports[0].name == f"{plain}.json"  # alone, the plain name
+
+
+def test_parametrised_checks_write_one_report_each(pytester):
+    pytester.makeini(STRICT_INI)
+    pytester.makepyfile(
+        test_p="""
+import pytest
+
+import gradcmp.data
+
+
+@pytest.mark.parametrize("tag", ["a/b", "a_b", "a b"])
+def test_p(gradcmp_check, tag):
+    gradcmp_check(gradcmp.data.bundled_path(), backends="native", dtypes="float64")
+"""
+    )
+    result = pytester.runpytest_subprocess("--gradcmp-report-dir", "reports")
+    result.assert_outcomes(passed=3)
+    reports = sorted(p.name for p in (pytester.path / "reports").iterdir())
+    assert len(reports) == 3 and "test_p.py__test_p[a_b].json" in reports
+
+
+def test_a_marker_argument_given_as_none_is_not_set_there(pytester):
+    """In-process (no check runs): None falls through to the next marker, then the command
+    line; it never resets an argument to gradcmp's default."""
+    pytester.makeini(STRICT_INI)
+    pytester.makepyfile(
+        test_module_marker="""
+import pytest
+
+pytestmark = pytest.mark.gradcmp(backends="native", dtypes="float64", strict=True)
+
+
+@pytest.mark.gradcmp(backends=None, dtypes=None, strict=None, accept=None)
+def test_none_is_not_set(gradcmp_check):
+    assert gradcmp_check.options == {"backends": "native", "dtypes": "float64", "strict": True}
+""",
+        test_command_line="""
+import pytest
+
+
+@pytest.mark.gradcmp(backends="numpy", dtypes=None)
+def test_the_command_line_under_a_none(gradcmp_check):
+    assert gradcmp_check.options == {"backends": "numpy", "dtypes": "float32"}
+""",
+    )
+    result = pytester.runpytest_inprocess("--gradcmp-dtypes", "float32")
+    result.assert_outcomes(passed=2)
+
+
+def test_a_call_argument_given_as_none_is_not_set_there():
+    check = GradcmpCheck({"backends": "native", "dtypes": "float64"}, None, "t::x")
+    report = check(gradcmp.data.bundled_path(), backends=None, dtypes=None, strict=None)
+    assert [(r.backend, r.dtype) for r in report.results] == [("native", "float64")]
+
+
+def test_a_check_that_checks_nothing_warns_so_that_filterwarnings_error_fails_it(pytester):
+    """Every backend × dtype skipped: the run exits 0, so the check passes, but it warns at the
+    test's line with the skips' notes; the repository's own ``filterwarnings = error`` fails it."""
+    pytester.makepyfile(
+        test_nothing="""
+import gradcmp.data
+
+
+def test_nothing(gradcmp_check):
+    report = gradcmp_check(gradcmp.data.bundled_path(), backends="finite-diff", dtypes="float32")
+    assert report.verdict == "inconclusive"
+"""
+    )
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=1, warnings=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*/test_nothing.py:5: GradcmpWarning: gradcmp checked nothing for model linear on *: "
+            "no backend produced a result, so the check passed without comparing a gradient:",
+            "    finite-diff float32: skipped: finite-diff does not compute in float32",
+        ]
+    )
+    pytester.makeini(STRICT_INI)
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            ">       report = gradcmp_check(*",
+            "E       gradcmp.testing.GradcmpWarning: gradcmp checked nothing for model linear *",
+            "test_nothing.py:5: GradcmpWarning",
+        ]
+    )
+    assert "pytest_plugin.py" not in result.stdout.str()
