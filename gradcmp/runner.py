@@ -378,8 +378,9 @@ DERIVATIVE_FREE = ("finite-diff", "complex-step")
 
 
 def _tau(exact, output, name: str, dtype: DType, rows: int) -> Fraction | None:
-    """The rule's τ, or the backend's own (larger) bound where its error is not rounding;
-    for a distributed backend, plus γ_k·M for the k roundings its reduction adds."""
+    """The rule's τ, or the backend's own (larger) bound where its error is not rounding (for
+    finite differences, with the loss's own rounding added through their gains); for a
+    distributed backend, plus γ_k·M for the k roundings its reduction adds."""
     tau = exact.bound(name, dtype, rows)
     if tau is not None and output.extra_roundings:
         g = gamma(output.extra_roundings, Fraction(1, 2**dtype.precision))
@@ -388,4 +389,49 @@ def _tau(exact, output, name: str, dtype: DType, rows: int) -> Fraction | None:
     own = output.bounds.get(name) if output.bounds else None
     if own is None or tau is None or not math.isfinite(own):
         return tau
-    return max(tau, Fraction(own))
+    own = Fraction(own)
+    # A gradient made of loss values (finite differences) carries the loss's own rounding:
+    # gain_j × the rule's bound for the loss at the j-th pair of points (backends/base.py).
+    for gain, peak in (output.loss_gains or {}).get(name, ()):
+        carried = _loss_bound_near(exact, dtype, rows, peak)
+        if carried is None or not math.isfinite(gain):
+            return None  # no bound for the loss there: nothing is certified
+        own += Fraction(gain) * carried
+    return max(tau, own)
+
+
+# Slack on the carried bound: the steps actually taken are within 4·10⁻¹³ of half the pair's
+# width, and the bound's own float arithmetic (a square root, a division) rounds.
+CARRY_SLACK = 1 + Fraction(1, 2**20)
+
+
+def _loss_bound_near(exact, dtype: DType, rows: int, peak: float) -> Fraction | None:
+    """The rule's bound for the loss at a pair of points θ ± Δ·e_k where the computed loss is
+    at most ``peak`` in absolute value, carried from its bound τ and magnitude M at θ.
+
+    The linear model (proven): M at a point is Σ a_i² / 2n = ‖a‖² / 2n, a_i = |θ0| +
+    Σ_j |θ1_j·x_ij| + |y_i|. Moving θ_k by Δ raises a_i by at most Δ·|x_ik| (x_i0 = 1), so
+    ‖a(θ ± Δ)‖ ≤ ‖a‖ + Δ·‖x_k‖; and the residuals at the two points differ by 2Δ·x_k, so
+    2Δ·‖x_k‖ ≤ ‖r₊‖ + ‖r₋‖ ≤ 2·√(2n·F), F the larger exact loss of the pair. Hence √M' ≤
+    √M + √F. F itself is the computed F̂ up to the loss's error there, at most γ·M' with γ =
+    τ / M (≥ γ_{n−1+c}(u)): √F ≤ √F̂ + √(γ·M'), so √M' ≤ (√M + √F̂) / (1 − √γ), and the
+    bound there is τ·M'/M — γ_{n−1+c}(u)·M' for the rounding; the underflow part W·η is scaled
+    alike (η = 2⁻¹⁰²²: it matters only on data near the bottom of the range). A pair's points
+    can hold a loss 10²⁸ times the one at θ (a step of 6·10⁻⁴ on a θ1 of 10⁻¹¹ with x ~ 10⁴),
+    and its error with it: why τ at θ alone is not the bound.
+
+    Any other loss (the high-precision reference's running bound): the same carrying, an
+    estimate as that bound is — the magnitude at the points taken as (√M + √|F̂|)² ≥ M + |F̂|,
+    what it is at θ plus the size of the loss there. None where there is no bound at θ, M is
+    0 (nothing to carry it from) or the carried bound overflows."""
+    tau, magnitude = exact.bound("loss", dtype, rows), exact.magnitudes.get("loss")
+    if tau is None or not magnitude:
+        return None
+    gamma_ = to_float(tau / magnitude)
+    if gamma_ >= 1:
+        return None
+    ratio = to_float(Fraction(peak) / magnitude) if math.isfinite(peak) else math.inf
+    growth = (1 + math.sqrt(ratio)) ** 2 / (1 - math.sqrt(gamma_)) ** 2
+    if not math.isfinite(growth):
+        return None
+    return tau * Fraction(growth) * CARRY_SLACK
