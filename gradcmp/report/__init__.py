@@ -5,9 +5,10 @@
 from __future__ import annotations
 
 import io
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-from ..runner import Report
+if TYPE_CHECKING:  # the runner makes Reports; renderers only read them
+    from ..runner import Report
 
 FORMATS = ("table", "plain", "json", "junit", "markdown", "github")
 # File names written by --report-dir, one per format (``table`` is ``plain`` in a file).

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import os
 import re
+from typing import TYPE_CHECKING
 
-from ..runner import FAILED, OK, Report
+from ..outcomes import FAILED, OK
 from .lines import (
     baseline_lines,
     outcome,
@@ -24,6 +25,9 @@ from .lines import (
     verdict_line,
     verdict_lines,
 )
+
+if TYPE_CHECKING:  # the runner makes Reports; renderers only read them
+    from ..runner import Report
 
 # "FILE:LINE: what" in a note (a failure inside the user's loss file), at its start or after
 # a prefix ("rank 1 failed: step.py:6: …"): the annotation goes to that line.

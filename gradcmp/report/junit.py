@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from typing import TYPE_CHECKING
 
 from ..agreement import DISAGREE, INCONCLUSIVE
-from ..runner import FAILED, OK, SKIPPED, Report
+from ..outcomes import FAILED, OK, SKIPPED
 from .lines import (
     baseline_lines,
     outcome,
@@ -26,6 +27,9 @@ from .lines import (
     result_line,
     verdict_line,
 )
+
+if TYPE_CHECKING:  # the runner makes Reports; renderers only read them
+    from ..runner import Report
 
 
 def _failure_text(result) -> str:

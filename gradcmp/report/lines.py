@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import math
 import os
+from typing import TYPE_CHECKING
 
 from ..agreement import AGREE, DISAGREE, INCONCLUSIVE, Error
 from ..distributed.consensus import ranks_text
+from ..outcomes import FAILED, OK, SKIPPED
 from ..params import element_names
-from ..runner import FAILED, OK, SKIPPED, Report, Result
+
+if TYPE_CHECKING:  # the runner makes Reports; renderers only read them
+    from ..runner import Report, Result
 
 # How a backend × dtype ended, in the order the verdict line counts them. ``missing``: not
 # installed although named with -b (it fails the run, exit 3; its JSON status is "skipped").
@@ -195,11 +199,14 @@ def world_lines(report: Report) -> list[str]:
         by_parameters: dict[tuple, list[int]] = {}
         for status in statuses:
             by_parameters.setdefault(tuple(status["parameters"]), []).append(status["rank"])
-        ranks = "; ".join(
-            f"{ranks_text(group)} {'differs' if len(group) == 1 else 'differ'} from rank 0 in "
-            f"{', '.join(parameters)}"
-            for parameters, group in by_parameters.items()
-        ) or "every rank holds the same gradient"
+        ranks = (
+            "; ".join(
+                f"{ranks_text(group)} {'differs' if len(group) == 1 else 'differ'} from rank 0 in "
+                f"{', '.join(parameters)}"
+                for parameters, group in by_parameters.items()
+            )
+            or "every rank holds the same gradient"
+        )
         lines.append(
             f"  {r.backend}: {w['engine']} over {w['comm']}, {w['world_size']} ranks, "
             f"rows per rank {rows}{reduction}; {ranks}{startup}"

@@ -6,8 +6,10 @@ and the exit code; rows name the side that ran, as the table does."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..agreement import to_float, worst_output
-from ..runner import OK, Report
+from ..outcomes import OK
 from .lines import (
     baseline_lines,
     columns,
@@ -20,6 +22,9 @@ from .lines import (
     verdict_line,
     verdict_lines,
 )
+
+if TYPE_CHECKING:  # the runner makes Reports; renderers only read them
+    from ..runner import Report
 
 MARK = {"agree": "✅", "disagree": "❌", "inconclusive": "⚠️"}
 # A result that did not run: failed, and missing (named with -b, not installed) fail the run.

@@ -14,6 +14,7 @@ layout that would squeeze them is not used.
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
 from rich import box
 from rich.console import Console
@@ -22,7 +23,7 @@ from rich.text import Text
 
 from ..agreement import AGREE, DISAGREE, Error, to_float, worst_output
 from ..console import console_for  # noqa: F401  (re-exported for the renderers)
-from ..runner import OK, Report, Result
+from ..outcomes import OK
 from .lines import (
     MAX_ELEMENT_COLUMNS,
     baseline_lines,
@@ -40,9 +41,14 @@ from .lines import (
     verdict_lines,
 )
 
+if TYPE_CHECKING:  # the runner makes Reports; renderers only read them
+    from ..runner import Report, Result
+
 # The reference shows the exact fraction beside the value when it is this short.
 SHOWN_FRACTION_CHARS = 24
 VERDICT_STYLE = {AGREE: "green", DISAGREE: "bold red", "inconclusive": "yellow"}
+
+
 def _backend_name(r: Result) -> str:
     return f"{r.backend} ({r.side})" if r.side else r.backend
 
@@ -271,9 +277,7 @@ def long_form(report: Report) -> list[Text]:
                 lines.append(Text(f"  {name}  {shown}".rstrip()))
                 continue
             error = "  ".join(
-                cell.rjust(widths[i]) if i > 1 else cell
-                for i, cell in enumerate(row[:6])
-                if i >= 2
+                cell.rjust(widths[i]) if i > 1 else cell for i, cell in enumerate(row[:6]) if i >= 2
             )
             line = Text(f"  {name}  {value}  ", style="dim" if row is head else "")
             line.append(error, style=row[6] or ("dim" if row is head else ""))
@@ -298,6 +302,7 @@ def render(
 ) -> None:
     """``plain``: the grid in ASCII at its natural width, no colour and no timings (stable for
     diffs). Otherwise the compact table, and with ``detail`` the grid where it fits."""
+
     def say(line: str, style: str = "") -> None:
         console.print(Text(line, style=style), highlight=False)
 
