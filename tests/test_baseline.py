@@ -76,3 +76,10 @@ def test_unreadable_baselines(tmp_path):
     bad.write_text("[]")
     assert "not a gradcmp JSON report" in invoke(*RUN, "--baseline", str(bad)).stderr
     assert "no such file" in invoke(*RUN, "--baseline", str(tmp_path / "nope")).stderr
+
+
+def test_malformed_baseline_entries(tmp_path):
+    path = tmp_path / "b.json"
+    path.write_text(json.dumps({"results": [{"backend": "native"}]}))
+    result = invoke("run", "-b", "native", "--baseline", str(path))
+    assert result.exit_code == 2 and "not a gradcmp JSON report" in result.stderr

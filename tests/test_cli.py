@@ -243,3 +243,43 @@ def test_inconclusive_warns_exit_0_and_exit_4_under_strict(tmp_path):
     assert "1.21% of its magnitude" in report["results"][0]["why"]
     assert invoke(*args).exit_code == 0
     assert invoke(*args, "--strict").exit_code == EXIT_INCONCLUSIVE
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["-b", ""], "no backend named"),
+        (["-b", "exact"], "exact is the reference"),
+        (["--dtype", ""], "no dtype named"),
+        (["--param", "theta1[ ]=1"], "no element"),
+        (["--param", "theta1=0e99999999999"], None),
+        (["--param", "theta1=1e-99999999999"], "far below float64's range"),
+        (["--output", ""], "cannot write a report to ''"),
+        (["--data", ""], "the data path is empty"),
+    ],
+)
+def test_odd_options(args, fragment):
+    result = invoke("run", *args)
+    if fragment is None:  # 0e99999999999 is exactly 0, quickly
+        assert result.exit_code == 0, result.output
+        return
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("gradcmp: error: ") and fragment in line
+
+
+def test_a_failed_backend_exits_3_even_without_b(monkeypatch):
+    from gradcmp.backends import BACKENDS as REGISTRY
+    from gradcmp.backends.jax_grad import JaxGrad
+
+    def broken(self, problem, dtype):
+        raise ImportError("jaxlib is broken")
+
+    monkeypatch.setattr(JaxGrad, "compute", broken)
+    assert "jax-grad" in REGISTRY
+    result = invoke("run", "--format", "json")
+    assert result.exit_code == 3
+    statuses = {
+        r["status"] for r in json.loads(result.output)["results"] if r["backend"] == "jax-grad"
+    }
+    assert statuses == {"failed"}

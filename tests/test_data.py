@@ -1,4 +1,5 @@
-"""Reading CSV data: what is accepted, and one clear error (with the line) for the rest."""
+"""Reading data: what is accepted (values kept exactly, integers beyond 2**53 too), and one
+clear error (with the line) for the rest."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+import gradcmp
 from gradcmp import data
 from gradcmp.errors import InputError
 
@@ -117,3 +119,11 @@ def test_a_row_major_npy_gives_the_numbers_of_the_same_data_in_memory(tmp_path):
     assert len(pairs) == 6
     for x, y in pairs:
         assert (x.loss, x.grads) == (y.loss, y.grads)
+
+
+def test_integers_beyond_2_53_keep_their_exact_values():
+    X = np.array([1, 2, 2**53 + 1, 2**60 + 3], dtype=np.int64)
+    report = gradcmp.compare((X, np.arange(4)), params={"theta1": 1}, backends=["native"])
+    assert report.reference.rounding["float64"].rounded == 2
+    # The as-written reference is for the integers given, not their float64 roundings.
+    assert report.reference.as_written.loss != report.reference.by_dtype["float64"].loss

@@ -1,17 +1,25 @@
-"""The dtype ladder: float64, float32, float16, bfloat16 — each judged with its own u."""
+"""The dtype ladder: float64, float32, float16, bfloat16 — each judged with its own u, and
+skipped with the reason where the data holds a value the dtype cannot."""
 
 from __future__ import annotations
 
+import json
 from fractions import Fraction
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 import gradcmp
 from gradcmp.agreement import AGREE, DISAGREE, INCONCLUSIVE
+from gradcmp.cli import cli
 from gradcmp.dtypes import BFLOAT16, DTYPES, FLOAT16, parse_dtypes
 from gradcmp.runner import run
 from gradcmp.selftest import PLANTED_BUGS, seed_problem
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, list(args))
 
 
 @pytest.mark.parametrize(
@@ -65,3 +73,18 @@ def test_data_float16_cannot_hold_skips_float16():
     assert by_dtype["float16"].status == "skipped"
     assert "overflows float16" in by_dtype["float16"].note
     assert by_dtype["float32"].verdict == AGREE
+
+
+def test_an_input_float32_cannot_hold_skips_float32(tmp_path):
+    path = tmp_path / "big.csv"
+    path.write_text("x,y\n1,2\n1e39,3\n")
+    result = invoke("run", "--data", str(path), "-b", "native", "--format", "json")
+    assert result.exit_code == 0, result.output
+    by_dtype = {r["dtype"]: r for r in json.loads(result.output)["results"]}
+    assert by_dtype["float32"]["status"] == "skipped"
+    assert by_dtype["float32"]["note"] == "not computed: x row 2 = 1e+39 overflows float32"
+    assert by_dtype["float64"]["verdict"] == "agree"
+    # Nothing computed at all: inconclusive, a warning (exit 4 under --strict).
+    only32 = ("run", "--data", str(path), "-b", "native", "--dtype", "float32")
+    assert invoke(*only32).exit_code == 0
+    assert invoke(*only32, "--strict").exit_code == 4

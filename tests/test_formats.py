@@ -121,3 +121,11 @@ def test_markdown_groups_a_large_model_by_parameter_tensor():
     header = next(line for line in result.output.splitlines() if line.startswith("| backend"))
     assert "W1 [1, 64]" in header and "W2 [64, 64]" in header
     assert "worst of 4096: W2[" in result.output
+
+
+def test_report_dir_that_cannot_be_created(tmp_path):
+    blocker = tmp_path / "afile"
+    blocker.write_text("")
+    result = invoke("run", "-b", "native", "--report-dir", str(blocker / "sub"))
+    assert result.exit_code == 2
+    assert "cannot create the report directory" in result.stderr

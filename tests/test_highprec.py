@@ -9,12 +9,14 @@ from fractions import Fraction
 import gmpy2
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from helpers import make_problem
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gradcmp
 from gradcmp.agreement import DISAGREE, INCONCLUSIVE
+from gradcmp.cli import cli
 from gradcmp.dtypes import FLOAT32, FLOAT64
 from gradcmp.models import get_model
 from gradcmp.problem import Problem
@@ -325,3 +327,77 @@ def test_a_slope_infinite_only_in_the_data_does_not_matter():
     )
     assert highprec.to_fraction(out.v[()]) == Fraction(3, 2)
     assert highprec.to_fraction(grads["w"].v[()]) == 1
+
+
+def write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+ONE_ROW = "x,y\n626.4636944209259,0\n"
+
+
+@pytest.mark.parametrize(
+    ("loss", "params"),
+    [
+        # logaddexp of a far-apart pair: the small weight exp(b − z) ≈ 4e-18 must survive
+        (
+            "return xp.mean(xp.logaddexp(params['a'] + 40.0 + 0 * X[:, 0], params['b'] + 0 * y))",
+            {"a": 0.0, "b": 0.0},
+        ),
+        # exp reused in its own backward rule: its forward error counts there too
+        ("return xp.sum(xp.exp(params['a'] * X[:, 0] / 600))", {"a": 0.9541278616511861}),
+    ],
+)
+def test_highprec_bounds_hold_on_a_far_apart_logaddexp_and_a_reused_exp(tmp_path, loss, params):
+    path = write(
+        tmp_path, "loss.py", f"PARAMS = {params!r}\ndef loss(params, X, y, xp):\n    {loss}\n"
+    )
+    data = write(tmp_path, "one.csv", ONE_ROW)
+    result = CliRunner().invoke(
+        cli,
+        [
+            "run",
+            "--loss",
+            path,
+            "--data",
+            data,
+            "--dtype",
+            "float64",
+            "-b",
+            "torch-grad,jax-grad,jax-jit",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+
+
+def test_the_float64_fallback_differentiates_the_spec_not_a_side(tmp_path):
+    path = write(
+        tmp_path,
+        "sinc.py",
+        (  # sinc is in neither the reference's namespace nor the torch tracer's rules
+            "PARAMS = {'w': 0.5}\n"
+            "def loss(params, X, y, xp):\n"
+            "    r = xp.sinc(params['w'] * X[:, 0]) - y\n"
+            "    return xp.mean(r * r)\n"
+            "def loss_torch(params, X, y):\n"
+            "    import torch\n"
+            "    r = torch.sinc(params['w'] * X[:, 0]) - y\n"
+            "    return torch.mean(r * r) * 2  # planted bug on the torch side\n"
+        ),
+    )
+    report = gradcmp.compare(
+        gradcmp.data.bundled_path(),
+        loss=path,
+        backends=["torch-grad", "jax-grad"],
+        dtypes="float64",
+    )
+    assert report.reference.name == "float64"
+    judged = {r.backend: r.reference for r in report.results}
+    assert judged == {"jax-grad": "float64", "torch-grad": "loss_torch"}  # its own graph
+    errors = {r.backend: r.errors["loss"].rel for r in report.results}
+    assert errors["jax-grad"] < 1e-15  # the spec's float64 autodiff is the jax row's
+    # The torch side computes another function than the spec: their float64 rows say so.
+    assert report.port.verdict == "different" and report.exit_code == 1
+    assert report.port.note.startswith("loss_torch and loss compute different functions")

@@ -111,3 +111,44 @@ def test_a_side_that_raises_is_failed_with_its_line(tmp_path):
     (r, _) = json.loads(result.output)["results"]
     assert r["status"] == "failed"
     assert r["note"].startswith(f"{path}:17: NameError")
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "xp.sqrt(params['w'] * params['w'])",
+        "1 / (params['w'] * X[:, 0])",
+        "xp.log(params['w'] * params['w'] * X[:, 0])",
+    ],
+)
+def test_a_loss_not_differentiable_at_its_params_is_exit_2(tmp_path, expression):
+    path = write(
+        tmp_path,
+        f"PARAMS = {{'w': 0.0}}\ndef loss(params, X, y, xp):\n    return xp.mean({expression})\n",
+        "edge.py",
+    )
+    result = CliRunner().invoke(cli, ["run", "--loss", path, "--dtype", "float64"])
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"gradcmp: error: {path}: no reference at these parameters")
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        (
+            "PARAMS = {'w': 0.0}\ndef loss(params, X, y, xp):\n    return None\n",
+            "returned NoneType",
+        ),
+        ("PARAMS = {'w': 0.0}\ndef loss(params, X, y, xp):\n    return 'x'\n", "returned str"),
+        ("PARAMS = {'w': 0.0}\ndef loss(params, X, y, xp):\n    return 1j\n", "complex"),
+        ("PARAMS = {'w': []}\ndef loss(params, X, y, xp):\n    return 0.0\n", "is empty"),
+        ("import sys\nsys.exit(3)\n", "called sys.exit(3)"),
+    ],
+)
+def test_more_broken_loss_files(tmp_path, text, fragment):
+    path = write(tmp_path, text, "bad.py")
+    result = CliRunner().invoke(cli, ["run", "--loss", path])
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.splitlines()
+    assert fragment in line

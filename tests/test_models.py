@@ -184,3 +184,21 @@ def test_models_command_lists_the_zoo():
     for name in ("linear", "logistic", "softmax", "mlp"):
         assert name in output
     assert "z[y]" in output  # rich markup must not eat the formula
+
+
+def write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_logistic_far_from_the_boundary_agrees(tmp_path):
+    data = write(tmp_path, "neg1.csv", "x,y\n-3,0\n")
+    report = gradcmp.compare(
+        data,
+        model="logistic",
+        params={"w": [5.0]},
+        backends=["native", "numpy", "torch-grad", "jax-grad"],
+        dtypes="float64",
+    )
+    assert {r.verdict for r in report.results} == {"agree"}, [r.why for r in report.results]

@@ -60,3 +60,28 @@ def test_jit_versus_eager_difference_is_a_note():
     assert jit.verdict == AGREE
     assert "differs from eager jax-grad" in jit.note and "theta0 (1 ulp)" in jit.note
     assert jit.compile_seconds is not None and jit.compile_seconds > 0
+
+
+def write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_complex_step_skips_a_partly_unsafe_loss(tmp_path):
+    path = write(
+        tmp_path,
+        "l1.py",
+        (
+            "PARAMS = {'theta0': 0.5, 'theta1': -0.25}\n"
+            "def loss(params, X, y, xp):\n"
+            "    r = params['theta0'] + params['theta1'] * X[:, 0] - y\n"
+            "    penalty = xp.abs(params['theta0']) + xp.abs(params['theta1'])\n"
+            "    return xp.mean(r * r) / 2 + 0.1 * penalty\n"
+        ),
+    )
+    report = gradcmp.compare(
+        gradcmp.data.bundled_path(), loss=path, backends=["complex-step"], dtypes="float64"
+    )
+    (r,) = report.results
+    assert r.status == "skipped" and r.note == "the loss is not complex-safe (it uses absolute)"

@@ -1,3 +1,7 @@
+"""Model parameters: element names, ``--param`` overrides kept as the exact decimals written
+(a float given as a param is the binary number it is), one clear error for a bad override, and
+the rounding each dtype makes of them measured against what was written."""
+
 from __future__ import annotations
 
 from fractions import Fraction
@@ -5,6 +9,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+import gradcmp
 from gradcmp.dtypes import FLOAT32
 from gradcmp.errors import UsageError
 from gradcmp.params import Params, element_names
@@ -70,3 +75,11 @@ def test_a_decimal_param_rounding_is_measured_against_what_was_written():
     rounding = report.reference.rounding["float32"]
     assert rounding.max_rel == to_float(abs(received - written) / written)
     assert rounding.rounded == 1  # the seed's integers are exact; only theta1 rounds
+
+
+def test_float_params_are_the_binary_numbers_they_are():
+    report = gradcmp.compare(
+        gradcmp.data.bundled_path(), params={"theta0": 0.1}, backends=["native"]
+    )
+    assert report.reference.rounding["float64"].rounded == 0  # 0.1 as a float is a float64
+    assert report.reference.rounding["float32"].rounded == 1

@@ -17,6 +17,11 @@ from gradcmp import backends as backends_module
 from gradcmp.cli import cli
 from gradcmp.dtypes import FLOAT64
 
+
+def invoke(*args):
+    return CliRunner().invoke(cli, list(args))
+
+
 # (name, file bytes, the 1-based line the message names or None, a fragment of it)
 REJECTED = [
     ("empty file", b"", None, "the file is empty"),
@@ -278,3 +283,21 @@ def test_scaling_by_a_power_of_two_scales_every_backend_exactly(k, ys):
     for a, b in zip(base.results, scaled.results):
         assert b.loss == a.loss * s * s, (a.backend, a.dtype)
         assert b.grads == {n: g * s for n, g in a.grads.items()}, (a.backend, a.dtype)
+
+
+@pytest.mark.parametrize(
+    ("content", "line", "fragment"),
+    [
+        ("x,y\r1,2\r", 1, "carriage return inside a line"),
+        ("x,y\n1,\u00a02\n", 2, "is not a decimal number"),  # a no-break space is not ASCII
+        ("x,y\n1,2\n3,\x0c4\n5,6\n", 3, "is not a decimal number"),  # form feed: one line
+        ("x,y\n1,2\u20283\n", 2, "is not a decimal number"),  # U+2028 does not end a line
+    ],
+)
+def test_line_ends_and_blanks(tmp_path, content, line, fragment):
+    path = tmp_path / "d.csv"
+    path.write_bytes(content.encode())
+    result = invoke("run", "--data", str(path), "-b", "native")
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"gradcmp: error: {path}:{line}: ")
+    assert fragment in result.stderr
