@@ -23,12 +23,13 @@ import os
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 
 import numpy as np
 
 from .backends import BACKENDS
 from .backends.base import SkipBackend
+from .bench_measurement import Measurement, unmeasured
 from .data import from_arrays
 from .dtypes import DType
 from .errors import one_line
@@ -39,30 +40,6 @@ from .workers import become_child, fork
 
 BANDWIDTH_BYTES = 256 * 2**20
 REFERENCE = "exact"  # -b exact: time the exact reference too
-
-
-@dataclass(frozen=True)
-class Measurement:
-    backend: str
-    dtype: str
-    rows: int
-    seconds: list[float]  # each timed call
-    median: float | None
-    compile_seconds: float | None
-    peak_bytes: int | None  # memory the timed calls added at their peak (None: not measurable)
-    data_bytes: int  # X and y in this dtype
-    bandwidth_fraction: float | None
-    status: str = "ok"
-    note: str = ""
-    # A distributed backend (bench_worlds.py): its world size, and each world's start-up —
-    # apart from ``seconds``, which are then the engine's own time per gradient.
-    world_size: int | None = None
-    startup_seconds: list[float] = field(default_factory=list)
-    startup_median: float | None = None
-
-    @property
-    def spread(self) -> tuple[float, float] | None:
-        return (min(self.seconds), max(self.seconds)) if self.seconds else None
 
 
 def read_bandwidth(repeat: int = 5) -> float:
@@ -168,7 +145,7 @@ def _child(name, problems, dtypes, repeat, bandwidth, connection, parent) -> Non
             data_bytes = X.nbytes + y.nbytes
             if setup_error:
                 connection.send(
-                    _unmeasured(name, dtype, rows, data_bytes, "failed", f"import: {setup_error}")
+                    unmeasured(name, dtype, rows, data_bytes, "failed", f"import: {setup_error}")
                 )
                 continue
             try:
@@ -180,7 +157,7 @@ def _child(name, problems, dtypes, repeat, bandwidth, connection, parent) -> Non
                 note = one_line(exc)
                 if status == "skipped":  # the reason alone, as gradcmp run shows it
                     note = note.removeprefix(f"{type(exc).__name__}: ")
-                connection.send(_unmeasured(name, dtype, rows, data_bytes, status, note))
+                connection.send(unmeasured(name, dtype, rows, data_bytes, status, note))
                 continue
             median = statistics.median(seconds)
             fraction = data_bytes / bandwidth / median if median > 0 else None
@@ -198,10 +175,6 @@ def _child(name, problems, dtypes, repeat, bandwidth, connection, parent) -> Non
                 )
             )
     connection.close()
-
-
-def _unmeasured(name, dtype, rows, data_bytes, status, note) -> Measurement:
-    return Measurement(name, dtype.name, rows, [], None, None, None, data_bytes, None, status, note)
 
 
 def run_bench(
@@ -256,7 +229,7 @@ def run_bench(
                     if (problem.data.rows, dtype.name) not in done:
                         X, y = problem.inputs(dtype)
                         note = f"the benchmark process died (exit code {process.exitcode})"
-                        died = _unmeasured(
+                        died = unmeasured(
                             name, dtype, problem.data.rows, X.nbytes + y.nbytes, "failed", note
                         )
                         measurements.append(died)

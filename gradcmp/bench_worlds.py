@@ -31,6 +31,7 @@ from collections.abc import Callable
 
 from .backends import BACKENDS
 from .backends.base import SkipBackend
+from .bench_measurement import Measurement, unmeasured
 from .dtypes import DType
 from .errors import one_line
 
@@ -83,7 +84,6 @@ def run_worlds(
     progress: Callable = lambda m: None,
 ) -> list:
     """One Measurement per backend × dtype × size, for the distributed backends ``names``."""
-    from .bench import _unmeasured
 
     measurements = []
     for problem in problems:
@@ -110,14 +110,13 @@ def run_worlds(
                 samples[name].add_world(answers, time.perf_counter() - start)
         for name in names:
             for dtype in dtypes:
-                measurement = _measurement(name, problem, dtype, samples[name], _unmeasured)
+                measurement = _measurement(name, problem, dtype, samples[name], unmeasured)
                 measurements.append(measurement)
                 progress(measurement)
     return measurements
 
 
 def _measurement(name: str, problem, dtype: DType, samples: _Samples, unmeasured):
-    from .bench import Measurement
 
     rows = problem.data.rows
     X, y = problem.inputs(dtype)

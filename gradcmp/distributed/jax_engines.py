@@ -26,7 +26,7 @@ def run_rank(job: dict, rank: int, directory: str):
     import jax
     from jax.sharding import Mesh
 
-    from .rank import rebuild_problem
+    from .job import rebuild_problem
 
     world_size = job["world_size"]
     devices = jax.devices()

@@ -20,23 +20,6 @@ from ..errors import one_line
 from . import world
 
 
-def rebuild_problem(job: dict):
-    """The parent's Problem, in this fresh process."""
-    from ..models import get_model, mlp
-    from ..problem import Problem
-
-    recipe = job["recipe"]
-    if recipe and recipe[0] == "file":
-        from .. import lossfile
-
-        model = lossfile.load(recipe[1])
-    elif recipe and recipe[0] == "mlp":
-        model = mlp.make(recipe[1], recipe[2])
-    else:
-        model = get_model(job["model"])
-    return Problem(model, job["data"], job["params"])
-
-
 def engine_for(name: str):
     """The function that runs engine ``name`` in a rank: (job, rank, directory) → (result,
     teardown)."""

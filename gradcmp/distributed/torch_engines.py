@@ -31,7 +31,7 @@ def run_rank(job: dict, rank: int, directory: str):
     import torch
     import torch.distributed as dist
 
-    from .rank import rebuild_problem
+    from .job import rebuild_problem
 
     torch.set_num_threads(1)
     world_size = job["world_size"]
