@@ -267,3 +267,29 @@ def kink(name, values, out, params) -> tuple[str, int, int]:
         at = equal(values[0], 0.0)
     count = int(np.count_nonzero(at))
     return (KINKS[name] if count else ""), count, int(np.size(at))
+
+
+# --- Values as the interpreter (trace_jax.py) makes them ---------------------------------------
+
+
+def settled(out: hp.Tracked, float_ins: list[hp.Tracked]) -> hp.Tracked:
+    """No reverse mode here: nothing kept alive through ``parents``. And where an infinite
+    operand gives a finite result (exp(−inf) = 0 in a masked softmax, 1/inf = 0), that result
+    is exact in every backend: its error is 0 and its magnitude its own, not the 0·inf (NaN)
+    or inf its slope times the operand's companions make."""
+    out.parents, out.backward = (), ()
+    if all(np.isfinite(v.f).all() for v in float_ins):
+        return out
+    finite = np.isfinite(out.f)
+    lost = finite & ~(np.isfinite(out.e) & np.isfinite(out.a))
+    if lost.any():
+        out.e = np.where(lost, 0, out.e)
+        out.a = np.where(lost, np.abs(out.f), out.a)
+    return out
+
+
+def constant(value, dtype):
+    """A literal or a constant of the jaxpr: a float exactly as given (hp.constant), else a
+    plain array."""
+    array = np.asarray(value)
+    return hp.constant(array.astype(np.float64)) if is_float_dtype(dtype) else array

@@ -198,12 +198,12 @@ class _Interpreter:
         from jax.extend.core import DropVar, Literal
 
         plan = self.plan(jaxpr, sensitive_out)
-        env = {v: _Value(_constant(c, v.aval.dtype)) for v, c in zip(jaxpr.constvars, consts)}
+        env = {v: _Value(rules.constant(c, v.aval.dtype)) for v, c in zip(jaxpr.constvars, consts)}
         env.update(zip(jaxpr.invars, args))
 
         def read(atom) -> _Value:
             if isinstance(atom, Literal):
-                return _Value(_constant(atom.val, atom.aval.dtype))
+                return _Value(rules.constant(atom.val, atom.aval.dtype))
             return env[atom]
 
         for i, eqn in enumerate(jaxpr.eqns):
@@ -261,7 +261,7 @@ class _Interpreter:
                 out = np.asarray(np.asarray(out).astype(o.aval.dtype))
                 outs.append(_Value(out, None, dep, None, self.tie(name, ins, params, out)))
                 continue
-            out = _settled(rules.wrap(out), float_ins)
+            out = rules.settled(rules.wrap(out), [v.value for v in float_ins])
             kink = self.kink(name, ins, out, params, ctx) if sensitive and dep else ""
             step = self.record(name, out, [v.step for v in ins], ctx.phase, ctx.where, kink)
             if name == "convert_element_type" and np.dtype(o.aval.dtype).itemsize < 8:
@@ -369,7 +369,7 @@ class _Interpreter:
 
     def stack(self, var, parts: list[_Value], ctx) -> _Value:
         if not parts:
-            return _Value(_constant(np.zeros(var.aval.shape), var.aval.dtype))
+            return _Value(rules.constant(np.zeros(var.aval.shape), var.aval.dtype))
         value = rules.each(lambda *ts: np.stack(ts), *(v.value for v in parts))
         dep = any(v.dep for v in parts)
         if not isinstance(value, hp.Tracked):
@@ -377,26 +377,3 @@ class _Interpreter:
         step = self.record("scan", value, [v.step for v in parts], ctx.phase, ctx.where)
         origins = [v.origin for v in parts if v.origin is not None]
         return _Value(value, step, dep, min(origins) if origins else None)
-
-
-def _settled(out: hp.Tracked, float_ins: list[_Value]) -> hp.Tracked:
-    """No reverse mode here: nothing kept alive through ``parents``. And where an infinite
-    operand gives a finite result (exp(−inf) = 0 in a masked softmax, 1/inf = 0), that result
-    is exact in every backend: its error is 0 and its magnitude its own, not the 0·inf (NaN)
-    or inf its slope times the operand's companions make."""
-    out.parents, out.backward = (), ()
-    if all(np.isfinite(v.value.f).all() for v in float_ins):
-        return out
-    finite = np.isfinite(out.f)
-    lost = finite & ~(np.isfinite(out.e) & np.isfinite(out.a))
-    if lost.any():
-        out.e = np.where(lost, 0, out.e)
-        out.a = np.where(lost, np.abs(out.f), out.a)
-    return out
-
-
-def _constant(value, dtype):
-    """A literal or a constant of the jaxpr: a float exactly as given (hp.constant), else a
-    plain array."""
-    array = np.asarray(value)
-    return hp.constant(array.astype(np.float64)) if rules.is_float_dtype(dtype) else array
