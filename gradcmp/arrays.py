@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import Dataset, check_names
+from .dataset import Dataset, check_names
 from .errors import InputError, Option
 
 NUMERIC_KINDS = "iuf"

@@ -45,18 +45,56 @@ class Outcome:
     # A distributed backend: rank → its flattened gradient, for each rank whose gradient is not
     # rank 0's bit for bit (``grads`` is rank 0's).
     other_ranks: dict[int, dict[str, float]] = field(default_factory=dict)
+    # How far the call raised its process's resident memory at its peak, in bytes (Linux:
+    # the high-water mark, reset before the call); None where it could not be measured.
+    peak_bytes: int | None = None
 
 
 def execute(problem: Problem, name: str, dtype: DType, timeout: float | None) -> Outcome:
+    with contextlib.suppress(Exception):  # (the call itself says what is wrong with them)
+        problem.inputs(dtype)  # made before the call: that memory is the data's, not the call's
+    before = _resident_bytes_reset()
     start = time.perf_counter()
     try:
         # What a loss prints goes to stderr: stdout carries the report (JSON, JUnit …).
         with contextlib.redirect_stdout(sys.stderr):
             output = call_with_timeout(lambda: BACKENDS[name].compute(problem, dtype), timeout)
         seconds = time.perf_counter() - start
-        return _outcome(problem, output, seconds)
+        outcome = _outcome(problem, output, seconds)
     except (Exception, SystemExit) as exc:  # the backend failed (a loss may even sys.exit)
-        return _failure(problem, exc, time.perf_counter() - start)
+        outcome = _failure(problem, exc, time.perf_counter() - start)
+    return dataclasses.replace(outcome, peak_bytes=_peak_since(before))
+
+
+def _status_bytes(field_name: str) -> int | None:
+    """A ``/proc/self/status`` figure (VmRSS, VmHWM) in bytes, or None (not Linux)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(field_name + ":"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _resident_bytes_reset() -> int | None:
+    """This process's resident bytes now, its high-water mark reset to them (Linux ≥ 4.0:
+    ``5`` to /proc/self/clear_refs); None where that cannot be done."""
+    try:
+        with open("/proc/self/clear_refs", "w") as clear:
+            clear.write("5")
+    except OSError:
+        return None
+    return _status_bytes("VmRSS")
+
+
+def _peak_since(before: int | None) -> int | None:
+    """How far the high-water mark rose above ``before`` (resident bytes at the reset)."""
+    if before is None:
+        return None
+    peak = _status_bytes("VmHWM")
+    return None if peak is None else max(0, peak - before)
 
 
 def start_world(problem: Problem, name: str, dtypes: list[DType], timeout: float | None):

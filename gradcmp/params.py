@@ -11,7 +11,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from .data import NUMBER, decimal_value
+from .csvfile import NUMBER, decimal_value
 from .dtypes import DType
 from .errors import Given, UsageError
 

@@ -37,7 +37,7 @@ def load_files(files: list[Path], target: str, shown_as: str):
     """The partitions' rows as one Dataset (the same columns in every file, else an error
     naming the file that differs)."""
     from .arrays import LOADERS
-    from .data import Dataset
+    from .dataset import Dataset
 
     parts = [LOADERS[".parquet"](path, target, str(path)) for path in files]
     if not parts:
@@ -68,7 +68,7 @@ def rows_of(dataset, start: int, stop: int):
     """Rows [start, stop) of a Dataset, with what it knows of the decimals as written."""
     import dataclasses
 
-    from .data import Decimals
+    from .dataset import Decimals
 
     cells = {
         (row - start, column): exact

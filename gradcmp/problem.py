@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .data import Dataset
+from .dataset import Dataset
 from .dtypes import DType
 from .models import Model
+from .pages import received
 from .params import Params
 
 
@@ -25,16 +26,16 @@ class Problem:
         Backends must not write to them (frameworks wrap them without copying).
         """
         if dtype.name not in self._inputs:
+            labels = self.model.integer_targets  # class labels, exactly, in every dtype
             with np.errstate(over="ignore"):  # overflow is reported by the reference
-                X, y = dtype.round(self.data.X), dtype.round(self.data.y)
-            if self.model.integer_targets:  # class labels, exactly, in every dtype
-                y = np.asarray(self.data.y).astype(np.int64)
-            # Contiguous, whatever the dataset's layout (a row-major .npy's columns are
-            # strided views of the file): every backend sees the same memory order, so the
-            # same summation order, as from a CSV.
-            X, y = np.ascontiguousarray(X), np.ascontiguousarray(y)
-            # Read-only views: float64 needs no copy of the dataset's own arrays, and their
-            # flags (or a caller's) stay as they were.
+                # Contiguous, whatever the dataset's layout (a row-major .npy's columns are
+                # strided views of the file): every backend sees the same memory order, so
+                # the same summation order, as from a CSV. Made a part at a time, a
+                # memory-mapped master's pages let go behind (pages.py); float64 needs no
+                # copy of the dataset's own contiguous arrays.
+                X = received(self.data.X, dtype.numpy_dtype)
+                y = received(self.data.y, np.int64 if labels else dtype.numpy_dtype)
+            # Read-only views: their flags (or a caller's) stay as they were.
             X, y = X.view(), y.view()
             X.flags.writeable = y.flags.writeable = False
             self._inputs[dtype.name] = (X, y)

@@ -25,10 +25,23 @@ def jax_inputs(problem: Problem, dtype: DType):
 
     X_np, y_np = problem.inputs(dtype)
     with jax.enable_x64(dtype.name == "float64"):
-        X, y = jnp.asarray(X_np), jnp.asarray(y_np)
+        X, y = _in_place(X_np), _in_place(y_np)
         params = {k: jnp.asarray(v) for k, v in problem.params.as_dtype(dtype).items()}
         loss_fn, side = problem.model.loss_for("jax", jnp)
         yield params, X, y, loss_fn, side
+
+
+def _in_place(array: np.ndarray):
+    """A JAX array of ``array``: on a CPU, ``jax.device_put`` uses a 64-byte aligned numpy
+    array's memory in place (the inputs are made page-aligned, pages.py), where
+    ``jnp.asarray`` copies it; an array JAX would convert (int64 labels with x64 off) is
+    converted, as ``jnp.asarray`` does. The inputs are read-only: nothing writes to them."""
+    import jax
+    import jax.numpy as jnp
+
+    if array.dtype != jax.dtypes.canonicalize_dtype(array.dtype):
+        return jnp.asarray(array)
+    return jax.device_put(array)
 
 
 def check_dtype(loss: np.ndarray, dtype: DType) -> None:

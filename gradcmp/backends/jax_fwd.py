@@ -13,6 +13,7 @@ from ..problem import Problem
 from ._jax import check_dtype, jax_inputs
 from ._numpy_loss import MAX_ELEMENTS
 from .base import Output, SkipBackend
+from .blocks import in_blocks
 
 
 class JaxFwd:
@@ -25,6 +26,8 @@ class JaxFwd:
         import jax  # noqa: F401
 
     def compute(self, problem: Problem, dtype: DType) -> Output:
+        if (blocked := in_blocks(self.compute, problem, dtype)) is not None:
+            return blocked  # data beyond the memory budget: row blocks (blocks.py)
         import jax
 
         elements = sum(v.size for v in problem.params.values.values())

@@ -8,6 +8,7 @@ from ..dtypes import DType
 from ..problem import Problem
 from ._jax import check_dtype, jax_inputs
 from .base import Output
+from .blocks import in_blocks
 
 
 class JaxGrad:
@@ -20,6 +21,8 @@ class JaxGrad:
         import jax  # noqa: F401
 
     def compute(self, problem: Problem, dtype: DType) -> Output:
+        if (blocked := in_blocks(self.compute, problem, dtype)) is not None:
+            return blocked  # data beyond the memory budget: row blocks (blocks.py)
         import jax
 
         with jax_inputs(problem, dtype) as (params, X, y, loss_fn, side):

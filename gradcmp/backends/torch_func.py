@@ -7,6 +7,7 @@ from ..dtypes import DType
 from ..problem import Problem
 from ._torch import to_numpy, torch_inputs, torch_loss
 from .base import Output
+from .blocks import in_blocks
 
 
 class TorchFunc:
@@ -19,6 +20,8 @@ class TorchFunc:
         import torch.func  # noqa: F401
 
     def compute(self, problem: Problem, dtype: DType) -> Output:
+        if (blocked := in_blocks(self.compute, problem, dtype)) is not None:
+            return blocked  # data beyond the memory budget: row blocks (blocks.py)
         import torch
         import torch.func
 

@@ -6,6 +6,7 @@ from ..dtypes import DType
 from ..problem import Problem
 from ._torch import to_numpy, torch_inputs, torch_loss
 from .base import Output
+from .blocks import in_blocks
 
 
 class TorchGrad:
@@ -18,6 +19,8 @@ class TorchGrad:
         import torch  # noqa: F401
 
     def compute(self, problem: Problem, dtype: DType) -> Output:
+        if (blocked := in_blocks(self.compute, problem, dtype)) is not None:
+            return blocked  # data beyond the memory budget: row blocks (blocks.py)
         import torch
 
         params, X, y = torch_inputs(problem, dtype)

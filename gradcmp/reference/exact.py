@@ -20,6 +20,8 @@ from fractions import Fraction
 
 import numpy as np
 
+from ..pages import parts, release
+
 # Mantissa bits of a float64, with the hidden one.
 FLOAT64_BITS = 53
 
@@ -130,14 +132,11 @@ def _base(e: np.ndarray, nonzero: np.ndarray) -> int:
 
 def float_base(values: np.ndarray) -> int:
     """The exponent of the common denominator 2**-base of a float column (≤ 0)."""
-    values = np.asarray(values).ravel()
-    return min(
-        (
-            _base(*_mantissas(values[i : i + CHUNK_ROWS])[1:])
-            for i in range(0, len(values), CHUNK_ROWS)
-        ),
-        default=0,
-    )
+    values = np.asarray(values)
+    if values.ndim != 1:
+        values = values.ravel()
+    bases = (_base(*_mantissas(part)[1:]) for _, _, part in parts(values, CHUNK_ROWS))
+    return min(bases, default=0)
 
 
 def _objects(integers: Sequence[int]) -> np.ndarray:
@@ -204,7 +203,9 @@ class ExactSource:
 
     def part(self, start: int, stop: int, denominator: int) -> ExactColumn:
         base = -(denominator & -denominator).bit_length() + 1  # 2**-base divides it
-        column = ExactColumn.from_floats(self.floats[start:stop], base).rescaled(denominator)
+        floats = self.floats[start:stop]
+        column = ExactColumn.from_floats(floats, base).rescaled(denominator)
+        release(floats)  # a memory-mapped master's pages: read once per pass
         if self.decimals is not None:
             column = column.with_decimals(*self._decimals(start, stop), denominator)
         cells = {r - start: f for r, f in self.fractions.items() if start <= r < stop}
