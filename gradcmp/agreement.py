@@ -19,6 +19,14 @@ error of one operation whose result or operand underflows — also where it is f
 as XLA on CPU does — and W counts such errors, each weighted by how much the operations after
 it can amplify it (the model's ``underflow_weights``). τ, the errors and their ratio are all
 evaluated exactly.
+
+At array speed (``running_bounds``, ``measure_arrays``): for a high-precision reference with
+many outputs, a float64 pre-check decides every output whose error is clearly inside or
+clearly outside τ at once, from the reference's limbs hi + lo (values.py, ``OutputArrays``)
+and a rigorous bound on the pre-check's own rounding; only the outputs near the bound (and
+non-finite, tiny or huge ones) are measured exactly. The verdicts are the exact ones; the
+numbers of a pre-checked output are within 2**-49 of the exact ones, relatively (``bound``
+and ``magnitude`` identical).
 """
 
 from __future__ import annotations
@@ -27,6 +35,8 @@ import math
 from collections.abc import Iterable
 from fractions import Fraction
 from typing import NamedTuple
+
+import numpy as np
 
 from .dtypes import DType
 
@@ -186,9 +196,16 @@ def verdict_of(errors: dict[str, Error]) -> str:
     return worst(e.verdict for e in errors.values())
 
 
-def explain(errors: dict[str, Error], reference: dict[str, Fraction], dtype: DType, rows: int):
-    """One line saying why a result is not ``agree`` (empty for agree)."""
-    verdict = verdict_of(errors)
+def explain(
+    errors: dict[str, Error],
+    reference: dict[str, Fraction],
+    dtype: DType,
+    rows: int,
+    verdict: str | None = None,
+):
+    """One line saying why a result is not ``agree`` (empty for agree); ``verdict``: the
+    errors' verdict where the caller knows it already."""
+    verdict = verdict or verdict_of(errors)
     if verdict == DISAGREE:
         name, e = max(errors.items(), key=lambda item: item[1].ratio)
         if not math.isfinite(e.abs):
@@ -236,3 +253,99 @@ def to_float(x: Fraction) -> float:
         return float(x)
     except OverflowError:
         return INF if x > 0 else -INF
+
+
+# --- At array speed -------------------------------------------------------------------------
+
+VERDICT_CODES = (AGREE, DISAGREE, INCONCLUSIVE)  # the codes measure_arrays returns: 0, 1, 2
+_U = 2.0**-53  # float64's unit roundoff: the pre-check's own arithmetic
+_MARGIN = 2.0**-50  # what a decision keeps clear of τ (and of the resolution limit)
+_TINY, _HUGE = 2.0**-1000, 2.0**1000  # numbers outside are left to the exact measure
+_LIMB_RANGE = 2.0**600  # values.LIMB_RANGE: where the reference's limbs are exact pictures
+
+
+def running_bounds(
+    dtype: DType, coefficient: np.ndarray, underflows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``running_bound`` for arrays: (τ as float64, where that float is ``to_float`` of the
+    exact τ). e·u = ldexp(e, −p) and f·η = ldexp(f, emin) are exact where scaling them back
+    gives e and f again (no underflow); their sum is rounded once and doubled exactly, so τ is
+    then the correctly rounded exact τ. Elsewhere (no bound, an underflow, an overflow) the
+    exact ``running_bound`` decides."""
+    with np.errstate(all="ignore"):
+        a = np.ldexp(coefficient, -dtype.precision)
+        b = np.ldexp(underflows, dtype.min_exponent)
+        tau = RUNNING_BOUND_FACTOR * (a + b)
+        ok = (
+            np.isfinite(coefficient)
+            & np.isfinite(underflows)
+            & (np.ldexp(a, dtype.precision) == coefficient)
+            & (np.ldexp(b, -dtype.min_exponent) == underflows)
+            & np.isfinite(tau)
+        )
+    return tau, ok
+
+
+def measure_arrays(
+    value: np.ndarray,
+    hi: np.ndarray,
+    lo: np.ndarray,
+    plain: np.ndarray,
+    magnitude: np.ndarray,
+    tau: np.ndarray,
+    tau_ok: np.ndarray,
+    dtype: DType,
+) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
+    """``measure`` for every output at once, where float64 decides it: (clear, verdict code,
+    (abs, rel, ulp, ratio, resolution)). ``clear`` is False where the exact ``measure`` must
+    decide; elsewhere the code is ``Error.verdict``'s (an index into VERDICT_CODES), and the
+    numbers are within 2**-49 of ``measure``'s, relatively.
+
+    The reference r is hi + lo + δ with |δ| ≤ 2**-53·|lo| where ``plain`` (values.py). The
+    error E = |v − r| is computed as e = |fl(fl(v − hi) − lo)|: each subtraction errs by at
+    most 2**-53 of its result (round to nearest; exact where the result is subnormal), so
+    |E − e| ≤ 2**-53·(|v − hi| + e + |lo|) + |δ| ≤ s = 2**-52·(|d1| + e + |lo|), the factor 2
+    covering the rounding of s itself. Clear agree: e + s ≤ τ·(1 − 2**-50); clear disagree:
+    e − s ≥ τ·(1 + 2**-50) — the margin covers the roundings of these tests and of τ (the
+    correctly rounded exact τ, ``running_bounds``), and keeps the float ratio on its side of 1.
+    The resolution test is clear where τ/M is more than 2**-48 from 1/100. Only outputs with
+    s ≤ 2**-50·e are pre-checked (e's own accuracy; e = 0 exactly where s = 0: v = r), and
+    only where every number lies in [2**-1000, 2**1000] or is an exact 0 (no overflow, no
+    subnormal)."""
+    value = np.asarray(value, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        d1 = value - hi
+        e = np.abs(d1 - lo)
+        slack = 2.0**-52 * (np.abs(d1) + e + np.abs(lo))
+        zero = e == 0  # then slack is 0 too (below): v = r exactly
+        ok = (
+            plain
+            & tau_ok
+            & np.isfinite(value)
+            & (np.abs(value) <= _LIMB_RANGE)
+            & (slack <= 2.0**-50 * e)
+            & ((tau > 0) | zero)
+        )
+        agree = (e + slack) <= tau * (1 - _MARGIN)
+        disagree = (e - slack) >= tau * (1 + _MARGIN)
+        ok &= agree | disagree
+        # ulp(r) = 2**k, k from r's binary exponent: hi's, one less where hi is a power of two
+        # and r lies below it (lo of the other sign; lo = 0 means r = hi); 0 has emin's.
+        mantissa, exponent = np.frexp(hi)
+        below = (np.abs(mantissa) == 0.5) & (np.sign(lo) == -np.sign(hi)) & (lo != 0)
+        floor_log2 = np.where(hi == 0, dtype.min_exponent, exponent - 1 - below)
+        k = np.maximum(floor_log2, dtype.min_exponent) - dtype.precision + 1
+        ulp = np.ldexp(e, -k)
+        rel = np.where(hi == 0, np.where(zero, 0.0, np.inf), e / np.abs(hi))
+        ratio = np.where(zero, 0.0, e / tau)
+        resolution = np.where(magnitude == 0, 0.0, tau / magnitude)
+        for x in (e, ulp, ratio):
+            ok &= zero | ((x >= _TINY) & (x <= _HUGE))
+        ok &= zero | ((hi == 0) & (rel == np.inf)) | ((rel >= _TINY) & (rel <= _HUGE))
+        ok &= ((resolution == 0) & ((magnitude == 0) | (tau == 0))) | (
+            (resolution >= _TINY) & (resolution <= _HUGE)
+        )
+        beyond = resolution > _LIMIT * (1 + 4 * _MARGIN)
+        ok &= beyond | (resolution < _LIMIT * (1 - 4 * _MARGIN))
+    code = np.where(disagree & ~zero, 1, np.where(beyond, 2, 0))
+    return ok, code, (e, rel, ulp, ratio, resolution)

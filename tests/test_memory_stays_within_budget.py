@@ -152,9 +152,6 @@ def test_every_call_reports_its_peak_memory(seed_problem):
     assert outcome.peak_bytes >= 0
 
 
-@pytest.mark.xfail(
-    raises=KeyError, strict=False, reason="runner.py puts outcome.peak_bytes in timings"
-)
 def test_json_timings_name_each_calls_peak_memory(seed_problem):
     report = run(seed_problem, ["native", "numpy"], [FLOAT32, FLOAT64])
     peaks = json.loads(json.dumps(report.to_dict()["timings"]))["peak_bytes"]

@@ -40,23 +40,24 @@ import itertools
 import math
 import re
 from dataclasses import asdict, dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..agreement import to_float
-from . import highprec as hp
 from .align import RESOLUTION, Divergence, locate
 from .bug_kinds import bug_kind
+from .port_differences import (
+    ARRAY_THRESHOLD,
+    SAME_BITS,
+    _differences,
+    _differences_of_arrays,
+    relative,
+    same_value,
+)
 
 if TYPE_CHECKING:
     from .shadow import ShadowGraph
     from .values import ReferenceValues
 
-SAME_BITS = 150
-_SAME_FACTOR = 1 << SAME_BITS
-CONSTANTS_BITS = 40  # the float64 constants' tier (module docstring)
-_CONSTANTS_FACTOR = 1 << CONSTANTS_BITS
 CONSTANTS_HINT = "only the float64 rounding of the frameworks' own constants"
 SAME, DIFFERENT, CONVENTION, UNKNOWN = "same", "different", "convention", "unknown"
 MAX_KINKS_IN_NOTE = 3  # per side; the JSON lists them all
@@ -126,34 +127,6 @@ def unknown(sides, why: str) -> PortVerdict:
     return PortVerdict(UNKNOWN, tuple(sides), (), (), (), why)
 
 
-def same_value(
-    a: Fraction, b: Fraction, m_a: Fraction = 0, m_b: Fraction = 0, bits: int = SAME_BITS
-) -> bool:
-    """|a − b| ≤ 2**-bits · max(|a|, |b|, M_a, M_b): by default, equal up to the 200-bit
-    evaluation; with ``bits=CONSTANTS_BITS``, up to float64 constants."""
-    if a == b:
-        return True
-    factor = _SAME_FACTOR if bits == SAME_BITS else 1 << bits
-    return abs(a - b) * factor <= max(abs(a), abs(b), abs(m_a), abs(m_b))
-
-
-def _own_error(values: ReferenceValues, name: str) -> Fraction:
-    """The bound on the shadow evaluation's own rounding of output ``name``: its running error
-    coefficient e at the working precision, doubled as τ is (2·e·2**-PRECISION_BITS). It is
-    what separates two sides' evaluations of a gradient that is exactly 0 (an attention key
-    bias), where every scale of that tensor is rounding noise itself."""
-    e = values.coefficients.get(name, 0.0) if values.coefficients else 0.0
-    if not math.isfinite(e):
-        return Fraction(0)
-    return Fraction(2 * e) / 2**hp.PRECISION_BITS
-
-
-def relative(a: Fraction, b: Fraction, scale: Fraction = Fraction(0)) -> float:
-    """|a − b| / max(|a|, |b|, scale) (0 where all are 0)."""
-    top = max(abs(a), abs(b), abs(scale))
-    return to_float(abs(a - b) / top) if top else 0.0
-
-
 @dataclass(frozen=True)
 class _Pair:
     difference: Difference
@@ -171,36 +144,16 @@ def _compare(
     rows: int | None,
 ) -> _Pair | None:
     """How sides ``a`` and ``b`` differ (None: every output is the same)."""
-    va, vb = ra.outputs(), rb.outputs()
-    rels: dict[str, float] = {}  # beyond the float64 constants' tier
-    slight: dict[str, float] = {}  # beyond 2**-150, within that tier
-    zero = Fraction(0)
-    # An output's magnitude M, but never above the largest value of its tensor (both sides):
-    # the running magnitudes of a deep network (exp of a magnitude, layer after layer) can
-    # dwarf every value, and 2**-40 of such an M would call any difference "same".
-    scale: dict[str, Fraction] = {}
-    for name in {**va, **vb}:
-        tensor = name.split("[")[0]
-        values = [abs(v[name]) for v in (va, vb) if name in v]
-        scale[tensor] = max(scale.get(tensor, zero), *values)
-    for name in {**va, **vb}:  # both sides' outputs, in order
-        if name not in va or name not in vb:  # a parameter only one side has
-            rels[name] = math.inf
-            continue
-        cap = scale[name.split("[")[0]]
-        m_a = min(ra.magnitudes.get(name, zero), cap)
-        m_b = min(rb.magnitudes.get(name, zero), cap)
-        if same_value(va[name], vb[name], m_a, m_b):
-            continue
-        if abs(va[name] - vb[name]) <= _own_error(ra, name) + _own_error(rb, name):
-            continue  # both are the 200-bit evaluation's rounding around one value (an exact 0)
-        # Relative to the tensor's largest value as well: an element that is rounding noise
-        # around an exact 0 (a key bias' gradient) would otherwise be "worst" at rel ~1.
-        rel = relative(va[name], vb[name], cap)
-        if same_value(va[name], vb[name], m_a, m_b, CONSTANTS_BITS):
-            slight[name] = rel
-        else:
-            rels[name] = rel
+    arrays_a, arrays_b = ra.arrays, rb.arrays
+    if (
+        arrays_a is not None
+        and arrays_b is not None
+        and len(arrays_a) > ARRAY_THRESHOLD
+        and arrays_a.names == arrays_b.names
+    ):
+        rels, slight = _differences_of_arrays(ra, rb)
+    else:
+        rels, slight = _differences(ra, rb)
     if not rels and not slight:
         return None
     found = rels or slight
@@ -211,7 +164,7 @@ def _compare(
     if not rels:
         difference = Difference((a, b), loss_rel, worst, worst_rel, CONSTANTS_HINT)
         return _Pair(difference, "constants", worst)
-    hint = bug_kind(vb, va, rows)
+    hint = bug_kind(rb.floats(), ra.floats(), rows)
     if not max(rels.values()) > accept:
         status = "accepted"
     elif loss_rel <= accept and grads and kinked:

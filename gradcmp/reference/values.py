@@ -1,10 +1,20 @@
-"""The values a reference gives: exact outputs with the agreement rule's pieces."""
+"""The values a reference gives: exact outputs with the agreement rule's pieces.
+
+A high-precision reference keeps its outputs as arrays (``OutputArrays``): the 200-bit values
+themselves, their float64 limbs (hi, lo, lo2: each the nearest float64 of what the previous
+ones leave, so hi + lo + lo2 is the value to ~2**-159 of it) and the rule's companions. The
+exact ``Fraction`` of an output is built only when something asks for it (``grads``,
+``outputs()``, ``magnitudes`` are mappings that convert on access): judging and the port
+verdict read the arrays (judging.py, port.py).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+import gmpy2
 import numpy as np
 
 from .. import agreement
@@ -28,6 +38,8 @@ class ReferenceValues:
     # roundings and f for underflows.
     coefficients: dict[str, float] = field(default_factory=dict)
     underflows: dict[str, float] = field(default_factory=dict)
+    # The same outputs as arrays (high-precision references only; None for exact ones).
+    arrays: OutputArrays | None = None
 
     def bound(self, output: str, dtype: DType, rows: int) -> Fraction | None:
         """τ for ``output`` computed in ``dtype`` (None: no bound is known, or it is ∞)."""
@@ -45,8 +57,147 @@ class ReferenceValues:
             )
         return None
 
-    def outputs(self) -> dict[str, Fraction]:
+    def outputs(self) -> Mapping[str, Fraction]:
+        if self.arrays is not None:  # every output, converted on access
+            return _Exact(self.arrays)
         return {"loss": self.loss, **self.grads}
+
+    def floats(self) -> Mapping[str, float]:
+        """Every output correctly rounded to float64 (what ``to_float`` of it gives)."""
+        if self.arrays is not None:
+            return dict(zip(self.arrays.names, self.arrays.hi.tolist()))
+        return {k: agreement.to_float(v) for k, v in self.outputs().items()}
+
+
+# Limbs are exact pictures of a value only well inside float64's range: there every limb that
+# is not 0 is a normal number (see OutputArrays), so rounding it to nearest errs by at most
+# 2**-53 of it.
+LIMB_RANGE = 2.0**600
+
+
+class OutputArrays:
+    """A high-precision reference's outputs, the loss first, then the gradient's elements in
+    order: ``names``, the exact values (``objects``: mpfr), their float64 limbs ``hi``, ``lo``,
+    ``lo2`` and the rule's M (``magnitude``), e (``coefficient``) and f (``underflow``).
+
+    hi = float(r), lo = float(r − hi), lo2 = float(r − hi − lo), each rounded to nearest, the
+    differences exact (in MPFR at 4 × the working precision). ``plain`` marks the outputs for
+    which the limbs are a faithful triple-double: r finite, and r = 0 exactly or 2**-600 ≤
+    |hi| ≤ 2**600. Then r, hence r − hi and r − hi − lo, are multiples of r's last bit,
+    2**(-601 − 199) ≥ 2**-1000 for a ≤ 200-bit value (≤ 400 bits still gives 2**-1000), so a
+    remainder that is not 0 is a normal float64 and never rounds to 0: lo = 0 ⟺ r = hi, lo2 =
+    0 ⟺ r = hi + lo, and r − (hi + lo + lo2) is at most 2**-53·|lo2| ≤ 2**-159·|r| or so.
+    Outside ``plain`` (beyond float64's range, tiny, a NaN) the callers use the exact value.
+    """
+
+    def __init__(self, names, objects, magnitude, coefficient, underflow):
+        self.names: list[str] = names
+        self.objects = objects
+        self.magnitude = np.asarray(magnitude, dtype=np.float64)
+        self.coefficient = np.asarray(coefficient, dtype=np.float64)
+        self.underflow = np.asarray(underflow, dtype=np.float64)
+        self._index: dict[str, int] | None = None
+        self._fractions: dict[int, Fraction] = {}
+        self._limbs()
+
+    def _limbs(self) -> None:
+        objects = self.objects
+        previous = gmpy2.get_context()
+        gmpy2.set_context(gmpy2.context(precision=4 * highprec.PRECISION_BITS))
+        try:
+            with np.errstate(all="ignore"):
+                hi = objects.astype(np.float64)
+                finite = np.isfinite(hi)
+                rest = objects[finite] - hi[finite]  # exact (module docstring)
+                lo = np.zeros_like(hi)
+                lo[finite] = rest.astype(np.float64)
+                rest = rest - lo[finite]
+                lo2 = np.zeros_like(hi)
+                lo2[finite] = rest.astype(np.float64)
+        finally:
+            gmpy2.set_context(previous)
+        size = np.abs(hi)
+        plain = finite & (size >= 1 / LIMB_RANGE) & (size <= LIMB_RANGE)
+        for i in np.flatnonzero(hi == 0):  # an exact 0, or a value below float64's range
+            plain[i] = objects[i] == 0
+        self.hi, self.lo, self.lo2, self.plain = hi, lo, lo2, plain
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @property
+    def index(self) -> dict[str, int]:
+        if self._index is None:
+            self._index = {name: i for i, name in enumerate(self.names)}
+        return self._index
+
+    def exact(self, i: int) -> Fraction:
+        """Output ``i``'s exact value (built once, on demand)."""
+        x = self._fractions.get(i)
+        if x is None:
+            x = self._fractions[i] = highprec.to_fraction(self.objects[i])
+        return x
+
+    # Pickled (a forked child's reference) as one string of MPFR's binary format, not as 10⁵
+    # objects.
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__, _index=None, _fractions={})
+        blobs = list(map(gmpy2.to_binary, self.objects))
+        state["objects"] = (b"".join(blobs), [len(b) for b in blobs])
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        blob, lengths = state["objects"]
+        objects, at = np.empty(len(lengths), dtype=object), 0
+        for i, n in enumerate(lengths):
+            objects[i] = gmpy2.from_binary(blob[at : at + n])
+            at += n
+        self.__dict__.update(state, objects=objects)
+
+
+class _View(Mapping):
+    """Name → one array's entry, converted on access (``skip``: without the loss)."""
+
+    def __init__(self, arrays: OutputArrays, skip: int = 0):
+        self.arrays, self.skip = arrays, skip
+
+    def _convert(self, i: int):
+        raise NotImplementedError
+
+    def __getitem__(self, name: str):
+        i = self.arrays.index[name]
+        if i < self.skip:
+            raise KeyError(name)
+        return self._convert(i)
+
+    def __contains__(self, name) -> bool:
+        return self.arrays.index.get(name, -1) >= self.skip
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.arrays.names[self.skip :])
+
+    def __len__(self) -> int:
+        return len(self.arrays.names) - self.skip
+
+
+class _Exact(_View):
+    def _convert(self, i: int) -> Fraction:
+        return self.arrays.exact(i)
+
+
+class _Magnitude(_View):
+    def _convert(self, i: int) -> Fraction:
+        return Fraction(float(self.arrays.magnitude[i]))
+
+
+class _Coefficient(_View):
+    def _convert(self, i: int) -> float:
+        return float(self.arrays.coefficient[i])
+
+
+class _Underflow(_View):
+    def _convert(self, i: int) -> float:
+        return float(self.arrays.underflow[i])
 
 
 def flattener(problem: Problem):
@@ -65,18 +216,12 @@ def flattener(problem: Problem):
 def tracked_values(problem: Problem, out, grads) -> ReferenceValues:
     """ReferenceValues of a high-precision loss and gradient (Tracked, with their running
     error coefficients and magnitudes; each magnitude capped so that a τ beyond every value
-    of its tensor is never resolved: docs/design.md, "The agreement rule")."""
-    flat = flattener(problem)
+    of its tensor is never resolved: docs/design.md, "The agreement rule"), kept as arrays
+    (``OutputArrays``)."""
     shapes = {k: v.shape for k, v in problem.params.values.items()}
     for name, g in grads.items():
         if g.shape != shapes[name]:
             raise highprec.UnsupportedOperation(f"gradient of {name} came out with shape {g.shape}")
-
-    def values(node) -> list[Fraction]:
-        return [highprec.to_fraction(v) for v in node.v.ravel()]
-
-    loss = highprec.to_fraction(out.v.reshape(())[()])
-    grad_values = flat({k: values(g) for k, g in grads.items()})
     # Where the error analysis itself overflows (a 0·∞ in a coefficient), there is no bound:
     # magnitude 0 and an infinite coefficient make that output inconclusive.
     for node in (out, *grads.values()):
@@ -92,20 +237,25 @@ def tracked_values(problem: Problem, out, grads) -> ReferenceValues:
         broken = ~(np.isfinite(node.a) & np.isfinite(node.e))
         node.a = np.where(broken, 0.0, node.a)
         node.e = np.where(broken, np.inf, node.e)
-    magnitudes = {
-        "loss": Fraction(float(out.a)),
-        **flat({k: [Fraction(a) for a in g.a.ravel().tolist()] for k, g in grads.items()}),
-    }
-    coefficients = {
-        "loss": float(out.e.real),
-        **flat({k: g.e.real.ravel().tolist() for k, g in grads.items()}),
-    }
-    underflows = {
-        "loss": float(out.e.imag),
-        **flat({k: g.e.imag.ravel().tolist() for k, g in grads.items()}),
-    }
+    nodes = [out, *grads.values()]
+    names = ["loss", *(e for k in grads for e in element_names(k, shapes[k]))]
+    objects = np.concatenate([np.asarray(n.v, dtype=object).reshape(-1) for n in nodes])
+    arrays = OutputArrays(
+        names,
+        objects,
+        np.concatenate([np.ravel(n.a) for n in nodes]),
+        np.concatenate([np.ravel(n.e.real) for n in nodes]),
+        np.concatenate([np.ravel(n.e.imag) for n in nodes]),
+    )
+    for i in np.flatnonzero(~np.isfinite(arrays.hi)):
+        highprec.to_fraction(objects[i])  # a NaN or inf raises (a finite mpfr beyond is fine)
     return ReferenceValues(
-        loss, grad_values, magnitudes, coefficients=coefficients, underflows=underflows
+        arrays.exact(0),
+        _Exact(arrays, skip=1),
+        _Magnitude(arrays),
+        coefficients=_Coefficient(arrays),
+        underflows=_Underflow(arrays),
+        arrays=arrays,
     )
 
 
