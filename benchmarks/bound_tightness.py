@@ -16,13 +16,13 @@ import time
 
 import numpy as np
 
-from gradcmp import data
 from gradcmp.backends import BACKENDS, missing_modules
 from gradcmp.dtypes import FLOAT32, FLOAT64
+from gradcmp.judging.runner import OK, run
+from gradcmp.loading import data
 from gradcmp.models import get_model
 from gradcmp.params import Params
 from gradcmp.problem import Problem
-from gradcmp.runner import OK, run
 
 
 def random_case(rng: np.random.Generator, max_rows: int):

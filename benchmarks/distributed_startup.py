@@ -119,8 +119,8 @@ def proto_world(world_size: int) -> int:
     import pickle
     import shutil
 
-    from gradcmp import data
     from gradcmp.distributed import world
+    from gradcmp.loading import data
     from gradcmp.models import get_model
     from gradcmp.params import Params
     from gradcmp.problem import Problem

@@ -77,9 +77,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from gradcmp import data
 from gradcmp.backends import BACKENDS, missing_modules
 from gradcmp.dtypes import parse_dtypes
+from gradcmp.loading import data
 from gradcmp.models import get_model
 from gradcmp.params import Params
 from gradcmp.problem import Problem

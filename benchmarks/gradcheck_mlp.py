@@ -116,7 +116,7 @@ class LossFile:
     """A generated loss file, loaded once (as gradcmp loads it) for gradcheck's side."""
 
     def __init__(self, directory: Path, hidden: tuple[int, ...], bug: str = "clean"):
-        from gradcmp import lossfile
+        from gradcmp.loading import lossfile
 
         name = f"mlp_{'_'.join(map(str, hidden))}_{bug.replace(':', '_').replace('-', 'm')}.py"
         self.path = directory / name

@@ -6,7 +6,7 @@ same file, measured side by side (rounds interleave the readers, so machine load
 
 The file holds what ``repr`` writes for random normal floats (17 significant digits: every
 cell is a decimal float64 must round, so gradcmp also keeps each one's exact value for the
-reference). Readers: gradcmp (``gradcmp.data.load``: strict rules, correctly rounded values,
+reference). Readers: gradcmp (``gradcmp.loading.data.load``: strict rules, correctly rounded values,
 exact decimals kept; C reader), pandas' C reader (``pd.read_csv``, default options),
 pyarrow (``pyarrow.csv.read_csv``), and gradcmp on the same data as ``.npy`` (memory-mapped).
 The target: gradcmp ≤ 1.2 × the fastest other reader. Each read runs in a fresh process
@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gradcmp import data  # noqa: E402  (to say whether the C reader is built)
+from gradcmp.loading import data  # noqa: E402  (to say whether the C reader is built)
 
 
 def make_files(rows: int, directory: Path) -> tuple[Path, Path]:

@@ -20,13 +20,13 @@ from fractions import Fraction
 
 import numpy as np
 
-from gradcmp import data
 from gradcmp.distributed.partial_reference import combined, partial
 from gradcmp.distributed.shards import Shards
 from gradcmp.dtypes import DTYPES
+from gradcmp.loading import data
+from gradcmp.loading.partitions import rows_of
 from gradcmp.models import get_model
 from gradcmp.params import Params
-from gradcmp.partitions import rows_of
 from gradcmp.problem import Problem
 from gradcmp.reference.compute import compute_reference
 

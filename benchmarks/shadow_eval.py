@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gradcmp import data as data_module
-from gradcmp import lossfile
+from gradcmp.loading import data as data_module
+from gradcmp.loading import lossfile
 from gradcmp.params import Params
 from gradcmp.problem import Problem
 from gradcmp.reference.sides import TRACERS

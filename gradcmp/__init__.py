@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .api import compare
-    from .runner import Report, Result
+    from .judging.runner import Report, Result
 
 try:
     __version__ = metadata.version("gradcmp")

@@ -1,4 +1,4 @@
-/* The strict CSV reader's fast path (gradcmp/data.py holds the rules and the messages).
+/* The strict CSV reader's fast path (gradcmp/loading/csvfile.py holds the rules and the messages).
 
    parse() reads data rows of a CSV file whose header the caller has read (see its comment
    below). Each cell must be a plain decimal (optional sign, digits with an optional point,

@@ -12,16 +12,16 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from . import baseline as baseline_module
-from . import data as data_module
-from . import lossfile
 from .backends import DEFAULT_BACKENDS, parse_backends
 from .dtypes import parse_dtypes
 from .errors import Given, Option, UsageError, spelt_for_api
+from .judging import baseline as baseline_module
+from .judging.runner import Report, run
+from .loading import data as data_module
+from .loading import lossfile
 from .models import get_model, mlp
 from .params import Params
 from .problem import Problem
-from .runner import Report, run
 
 DEFAULT_DTYPES = "float32,float64"
 

@@ -274,7 +274,7 @@ def main() -> None:
         code = exc.code if isinstance(exc.code, int) else 1
     else:
         code = 0
-    timeouts = sys.modules.get("gradcmp.timeouts")
+    timeouts = sys.modules.get("gradcmp.judging.timeouts")
     if timeouts is not None and any(t.is_alive() for t in timeouts.ABANDONED):
         sys.stdout.flush()
         sys.stderr.flush()

@@ -48,7 +48,7 @@ def selftest(backend_list, ports, distributed) -> int:
             from .errors import UsageError
 
             raise UsageError("--distributed runs its own backends: give it alone")
-        from . import selftest_distributed as planted
+        from .selftest import distributed as planted
 
         result = planted.run_distributed_selftest(
             progress=lambda what: click.echo(f"selftest --distributed: {what}", err=True)
@@ -124,7 +124,7 @@ def bench(rows_text, backend_list, dtype_list, features, repeat, plot_path, outp
     A distributed backend (-b torch-ddp:1,torch-ddp:2,torch-ddp:4) runs --repeat worlds per
     size: the engine's own time per gradient, and each world's start-up in a column apart.
     """
-    from .bench_report import parse_rows, run_and_report
+    from .bench.report import parse_rows, run_and_report
 
     return run_and_report(
         parse_rows(rows_text),

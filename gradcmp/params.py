@@ -11,9 +11,9 @@ from fractions import Fraction
 
 import numpy as np
 
-from .csvfile import NUMBER, decimal_value
 from .dtypes import DType
 from .errors import Given, UsageError
+from .loading.csvfile import NUMBER, decimal_value
 
 ELEMENT = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:\[(?P<index>[0-9, ]+)\])?\Z")
 

@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .dataset import Dataset
 from .dtypes import DType
+from .loading.dataset import Dataset
+from .loading.pages import received
 from .models import Model
-from .pages import received
 from .params import Params
 
 

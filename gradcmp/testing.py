@@ -13,10 +13,10 @@ from __future__ import annotations
 import math
 import warnings
 
-from .agreement import AGREE, DISAGREE, INCONCLUSIVE, to_float
 from .api import compare
 from .errors import EXIT_INCONCLUSIVE
-from .runner import OK, Report
+from .judging.agreement import AGREE, DISAGREE, INCONCLUSIVE, to_float
+from .judging.runner import OK, Report
 
 __all__ = ["GradcmpWarning", "assert_gradients_agree", "failure_message"]
 

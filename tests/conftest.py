@@ -8,9 +8,9 @@ import signal
 import pytest
 from hypothesis import settings
 
-from gradcmp import data
 from gradcmp.backends import BACKENDS, missing_modules
 from gradcmp.dtypes import DTYPES
+from gradcmp.loading import data
 from gradcmp.models import get_model
 from gradcmp.params import Params
 from gradcmp.problem import Problem

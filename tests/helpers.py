@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gradcmp import data
+from gradcmp.loading import data
 from gradcmp.models import get_model
 from gradcmp.params import Params
 from gradcmp.problem import Problem

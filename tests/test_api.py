@@ -25,7 +25,7 @@ def stable(report: dict) -> dict:
 
 
 def test_compare_path_equals_the_cli_json_report():
-    report = gradcmp.compare(gradcmp.data.bundled_path(), backends=["native"])
+    report = gradcmp.compare(gradcmp.loading.data.bundled_path(), backends=["native"])
     cli_report = json.loads(
         CliRunner().invoke(cli, ["run", "-b", "native", "--format", "json"]).output
     )
@@ -67,14 +67,16 @@ def test_compare_bad_backend_is_a_usage_error():
 
 
 def test_assert_gradients_agree_passes_on_the_seed():
-    report = assert_gradients_agree(gradcmp.data.bundled_path(), backends=["native"])
+    report = assert_gradients_agree(gradcmp.loading.data.bundled_path(), backends=["native"])
     assert report.verdict == "agree"
 
 
 def test_assert_gradients_agree_message_names_the_offending_rows(buggy_model):
     with pytest.raises(AssertionError) as info:
         assert_gradients_agree(
-            gradcmp.data.bundled_path(), model=buggy_model, backends=["native", "torch-grad"]
+            gradcmp.loading.data.bundled_path(),
+            model=buggy_model,
+            backends=["native", "torch-grad"],
         )
     message = str(info.value)
     lines = message.splitlines()
@@ -106,7 +108,7 @@ def test_a_failing_assert_gradients_agree_shows_its_message_not_its_source(tmp_p
         "import gradcmp\n"
         "from gradcmp.testing import assert_gradients_agree\n\n\n"
         "def test_port():\n"
-        f"    assert_gradients_agree(gradcmp.data.bundled_path(), loss={str(loss)!r},\n"
+        f"    assert_gradients_agree(gradcmp.loading.data.bundled_path(), loss={str(loss)!r},\n"
         "                           backends=['jax-grad'], dtypes='float64')\n"
     )
     done = subprocess.run(
@@ -134,7 +136,7 @@ def test_the_message_shows_the_ten_worst_elements_of_a_result_and_counts_the_res
     )
     with pytest.raises(AssertionError) as info:
         assert_gradients_agree(
-            gradcmp.data.bundled_path(), loss=loss, backends="native", dtypes="float64"
+            gradcmp.loading.data.bundled_path(), loss=loss, backends="native", dtypes="float64"
         )
     lines = str(info.value).splitlines()
     assert lines[1].startswith("  native float64 (grad_native): disagree: w[24] is off by ")
@@ -149,7 +151,7 @@ def test_a_skipped_backend_is_not_named_among_the_failures(buggy_model):
     a run that fails on a disagreement does not list it (the verdict line counts it)."""
     with pytest.raises(AssertionError) as info:
         assert_gradients_agree(
-            gradcmp.data.bundled_path(), model=buggy_model, backends="native,finite-diff"
+            gradcmp.loading.data.bundled_path(), model=buggy_model, backends="native,finite-diff"
         )
     message = str(info.value)
     assert "  finite-diff float64: disagree: " in message

@@ -18,7 +18,6 @@ from click.testing import CliRunner
 
 from gradcmp.api import compare
 from gradcmp.cli import cli
-from gradcmp.data import bundled_path
 from gradcmp.dtypes import parse_dtypes
 from gradcmp.errors import (
     API_ARGUMENTS,
@@ -30,6 +29,7 @@ from gradcmp.errors import (
     spell,
     spelt_for_api,
 )
+from gradcmp.loading.data import bundled_path
 from gradcmp.selftest import PORT
 from gradcmp.testing import assert_gradients_agree
 

@@ -21,9 +21,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gradcmp import agreement, judging
-from gradcmp.agreement import VERDICT_CODES, measure, measure_arrays, running_bound, running_bounds
+from gradcmp import judging
 from gradcmp.dtypes import DTYPES
+from gradcmp.judging import agreement
+from gradcmp.judging.agreement import (
+    VERDICT_CODES,
+    measure,
+    measure_arrays,
+    running_bound,
+    running_bounds,
+)
 from gradcmp.reference import port
 from gradcmp.reference.highprec import PRECISION_BITS, working_precision
 from gradcmp.reference.values import OutputArrays

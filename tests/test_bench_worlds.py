@@ -17,7 +17,7 @@ import pytest
 from rich.console import Console
 
 from gradcmp.bench import Measurement
-from gradcmp.bench_report import render
+from gradcmp.bench.report import render
 
 
 def bench(*args: str) -> subprocess.CompletedProcess:
@@ -94,9 +94,9 @@ class FakeWorld:
 def test_start_up_is_the_world_less_its_gradients_and_a_failed_world_is_not_retried(
     monkeypatch,
 ):
-    from gradcmp import bench_worlds
     from gradcmp.backends import BACKENDS
     from gradcmp.bench import make_problem
+    from gradcmp.bench import worlds as bench_worlds
     from gradcmp.dtypes import parse_dtypes
 
     worlds = {

@@ -10,7 +10,9 @@ from helpers import make_problem
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gradcmp.agreement import (
+from gradcmp.backends import BACKENDS, missing_modules
+from gradcmp.dtypes import FLOAT32, FLOAT64
+from gradcmp.judging.agreement import (
     AGREE,
     DISAGREE,
     INCONCLUSIVE,
@@ -19,10 +21,8 @@ from gradcmp.agreement import (
     gamma,
     measure,
 )
-from gradcmp.backends import BACKENDS, missing_modules
-from gradcmp.dtypes import FLOAT32, FLOAT64
+from gradcmp.judging.runner import OK, run
 from gradcmp.reference.compute import compute_reference
-from gradcmp.runner import OK, run
 
 # Backends judged by the rounding rule (finite-diff is judged by its own truncation estimate).
 INSTALLED = [b for b in BACKENDS if not missing_modules(BACKENDS[b]) and b != "finite-diff"]
@@ -112,7 +112,7 @@ def test_no_false_alarms_for_correct_backends(problem):
 
 def _measure_with_fractions(value, reference, dtype, magnitude, tau):
     """The definitions, one Fraction per operation (the oracle for agreement.measure)."""
-    from gradcmp.agreement import to_float
+    from gradcmp.judging.agreement import to_float
 
     diff = abs(Fraction(value) - reference)
     rel = (to_float(diff / abs(reference)) if reference else float("inf")) if diff else 0.0
@@ -130,8 +130,8 @@ def _measure_with_fractions(value, reference, dtype, magnitude, tau):
     st.integers(-1100, 1000),
 )
 def test_measure_in_integers_is_the_fraction_definition(value, reference, dtype, tau, scale):
-    from gradcmp.agreement import measure
     from gradcmp.dtypes import DTYPES
+    from gradcmp.judging.agreement import measure
 
     reference = reference * Fraction(2) ** scale  # far from 1 too
     e = measure(value, reference, DTYPES[dtype], abs(reference), tau)
@@ -147,8 +147,8 @@ def test_measure_in_integers_is_the_fraction_definition(value, reference, dtype,
     st.sampled_from(["float64", "float32", "float16", "bfloat16"]),
 )
 def test_running_bound_in_integers_is_the_fraction_definition(e, f, dtype):
-    from gradcmp.agreement import RUNNING_BOUND_FACTOR, running_bound, underflow_unit
     from gradcmp.dtypes import DTYPES
+    from gradcmp.judging.agreement import RUNNING_BOUND_FACTOR, running_bound, underflow_unit
 
     d = DTYPES[dtype]
     expected = RUNNING_BOUND_FACTOR * (

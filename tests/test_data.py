@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import gradcmp
-from gradcmp import data
 from gradcmp.errors import InputError
+from gradcmp.loading import data
 
 
 def write(tmp_path, content: bytes | str, name="d.csv"):

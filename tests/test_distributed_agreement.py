@@ -57,7 +57,7 @@ def world_size(backend: str) -> int:
 def seed_report() -> dict:
     """The bundled seed data (6 rows) on every engine and world size, float32 and float64."""
     report = gradcmp.compare(
-        gradcmp.data.bundled_path(),
+        gradcmp.loading.data.bundled_path(),
         backends=SEED_GRID,
         dtypes="float32,float64",
         timeout=SAFETY_TIMEOUT,
@@ -134,7 +134,7 @@ def mlp_report() -> dict:
     three of four ranks without a row of it — on FSDP2 over uneven rows (2, 2, 1, 1), and on
     uneven JAX shards (the per-row weighted loss through a network)."""
     report = gradcmp.compare(
-        gradcmp.data.bundled_path(),
+        gradcmp.loading.data.bundled_path(),
         model="mlp",
         backends=["torch-fsdp:4", "jax-sharded:4"],
         dtypes="float64",
@@ -176,7 +176,7 @@ def test_a_loss_that_is_not_a_mean_or_sum_over_rows_is_skipped_with_the_reason(t
     path = tmp_path / "centred.py"
     path.write_text(CENTRED)
     report = gradcmp.compare(
-        gradcmp.data.bundled_path(),
+        gradcmp.loading.data.bundled_path(),
         loss=path,
         backends=["torch-ddp:2", "jax-shardmap:2"],
         dtypes="float64",
@@ -228,8 +228,11 @@ def test_a_loss_whose_value_splits_but_whose_gradient_does_not_is_skipped(tmp_pa
     )
     for path, expected in ((batch, "skipped"), (summed, "ok")):
         report = gradcmp.compare(
-            gradcmp.data.bundled_path(), loss=path, backends=["torch-ddp:2", "jax-sharded:4"],
-            dtypes="float64", timeout=SAFETY_TIMEOUT,
+            gradcmp.loading.data.bundled_path(),
+            loss=path,
+            backends=["torch-ddp:2", "jax-sharded:4"],
+            dtypes="float64",
+            timeout=SAFETY_TIMEOUT,
         )
         for r in report.results:
             assert r.status == expected, (path.name, r.backend, r.note)
@@ -237,7 +240,7 @@ def test_a_loss_whose_value_splits_but_whose_gradient_does_not_is_skipped(tmp_pa
                 assert r.verdict == "agree" and r.world["reduction"] == "sum", r.why
 
 
-PARAMETER_ON_SOME_RANKS = '''
+PARAMETER_ON_SOME_RANKS = """
 PARAMS = {"b": 0.5, "w": [-1.25], "c": 0.3}
 
 
@@ -248,7 +251,7 @@ def loss(params, X, y, xp):
     if bool(mask.any()):
         total = total + xp.sum(params["c"] ** 2 * X[mask][:, 0]) / X.shape[0]
     return total
-'''
+"""
 
 
 def test_a_parameter_only_some_ranks_use_is_reduced_by_ddp(tmp_path):
@@ -257,7 +260,10 @@ def test_a_parameter_only_some_ranks_use_is_reduced_by_ddp(tmp_path):
     path = tmp_path / "parameter_on_some_ranks.py"
     path.write_text(PARAMETER_ON_SOME_RANKS)
     report = gradcmp.compare(
-        gradcmp.data.bundled_path(), loss=path, backends=["torch-ddp:2"], dtypes="float64",
+        gradcmp.loading.data.bundled_path(),
+        loss=path,
+        backends=["torch-ddp:2"],
+        dtypes="float64",
         timeout=SAFETY_TIMEOUT,
     )
     (result,) = report.results

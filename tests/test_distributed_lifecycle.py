@@ -273,7 +273,7 @@ def test_timeout_ends_the_whole_world_and_only_its_backend(faults):
     path, _ = faults
     began = time.monotonic()
     report = gradcmp.compare(
-        gradcmp.data.bundled_path(),
+        gradcmp.loading.data.bundled_path(),
         loss=path,
         backends=["native", "torch-dist:2"],
         dtypes="float64",
@@ -298,7 +298,7 @@ def test_ranks_that_crash_fail_their_backend_and_a_rank_that_misbehaves_after_se
     path, orphan = faults
     monkeypatch.setattr(world_module, "TEARDOWN_SECONDS", 5.0)
     report = gradcmp.compare(
-        gradcmp.data.bundled_path(),
+        gradcmp.loading.data.bundled_path(),
         loss=path,
         backends=["torch-dist:3", "torch-ddp:3", "jax-dist:1", "jax-dist:2", "jax-dist:3"],
         dtypes="float64",

@@ -11,10 +11,10 @@ import pytest
 from click.testing import CliRunner
 
 import gradcmp
-from gradcmp.agreement import AGREE, DISAGREE, INCONCLUSIVE
 from gradcmp.cli import cli
 from gradcmp.dtypes import BFLOAT16, DTYPES, FLOAT16, parse_dtypes
-from gradcmp.runner import run
+from gradcmp.judging.agreement import AGREE, DISAGREE, INCONCLUSIVE
+from gradcmp.judging.runner import run
 from gradcmp.selftest import PLANTED_BUGS, seed_problem
 
 
@@ -48,7 +48,9 @@ def test_aliases():
 
 def test_the_seed_in_float16_agrees_and_in_bfloat16_cannot_be_certified():
     # γ_n(2**-8) is 2.7 % of M already at n = 6 (with c): bfloat16 is inconclusive, honestly.
-    report = gradcmp.compare(gradcmp.data.bundled_path(), backends="all", dtypes="float16,bfloat16")
+    report = gradcmp.compare(
+        gradcmp.loading.data.bundled_path(), backends="all", dtypes="float16,bfloat16"
+    )
     verdicts = {(r.backend, r.dtype): r.verdict for r in report.results if r.status == "ok"}
     skipped = [r for r in report.results if r.status != "ok"]
     assert all("does not compute in" in r.note for r in skipped), [r.note for r in skipped]

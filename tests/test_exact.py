@@ -120,7 +120,7 @@ def test_exact_column_from_floats_is_exact():
 def test_exact_data_puts_the_decimal_cells_back_exactly(values, data):
     """The vectorised columns (frexp, shifts, object arrays) equal Fraction() of every value,
     with some cells replaced by decimals as written, over the whole float64 range."""
-    from gradcmp.data import Dataset
+    from gradcmp.loading.data import Dataset
 
     column = np.array(values)
     replaced = data.draw(st.dictionaries(st.integers(0, len(values) - 1), st.fractions()))

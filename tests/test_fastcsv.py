@@ -2,7 +2,7 @@
 same decimal cells, the same error message, on generated files and on the cells where they once
 parted (exponents of 7+ digits, a long decimal past the exact-value exponent limit, numbers of
 more than 4300 digits), which are read alike or refused alike, never a crash. (Both apply
-data.py's rules; the C reader only reads faster.)"""
+csvfile.py's rules; the C reader only reads faster.)"""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gradcmp import csvrows, data
 from gradcmp.errors import InputError
+from gradcmp.loading import csvrows, data
 
 pytestmark = pytest.mark.skipif(data._fastcsv is None, reason="the C reader is not built")
 

@@ -8,16 +8,17 @@ import dataclasses
 import numpy as np
 import pytest
 
-from gradcmp import data
-from gradcmp.agreement import AGREE, DISAGREE
 from gradcmp.backends import BACKENDS
 from gradcmp.backends._numpy_loss import numpy_loss
 from gradcmp.dtypes import FLOAT64
+from gradcmp.judging.agreement import AGREE, DISAGREE
+from gradcmp.judging.judge import _loss_bound_near
+from gradcmp.judging.runner import run
+from gradcmp.loading import data
 from gradcmp.models import get_model
 from gradcmp.params import Params
 from gradcmp.problem import Problem
 from gradcmp.reference.compute import compute_reference
-from gradcmp.runner import _loss_bound_near, run
 
 # Two of the four cases of `benchmarks/bound_tightness.py --cases 60 --seed 1` where
 # finite-diff used to disagree (ratio 2.56 and 1.06): the step 6.4e-4 is far beyond θ's scale,

@@ -6,11 +6,11 @@ from fractions import Fraction
 
 import pytest
 
-from gradcmp.agreement import measure
 from gradcmp.backends import BACKENDS
 from gradcmp.dtypes import FLOAT32, FLOAT64
+from gradcmp.judging.agreement import measure
+from gradcmp.judging.runner import OK, run
 from gradcmp.reference.compute import compute_reference
-from gradcmp.runner import OK, run
 
 # exact, by hand: r = −y at θ = 0; Σy² = 2731, Σy = 123, Σxy = 490, n = 6.
 SEED_EXACT = {"loss": Fraction(2731, 12), "theta0": Fraction(-41, 2), "theta1": Fraction(-245, 3)}

@@ -15,14 +15,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gradcmp
-from gradcmp.agreement import DISAGREE, INCONCLUSIVE
 from gradcmp.cli import cli
 from gradcmp.dtypes import FLOAT32, FLOAT64
+from gradcmp.judging.agreement import DISAGREE, INCONCLUSIVE
+from gradcmp.judging.runner import OK, run
 from gradcmp.models import get_model
 from gradcmp.problem import Problem
 from gradcmp.reference import highprec
 from gradcmp.reference.compute import compute_reference
-from gradcmp.runner import OK, run
 
 # The linear model with its exact reference taken away: it goes through highprec instead.
 GENERIC_LINEAR = dataclasses.replace(
@@ -115,7 +115,7 @@ def test_an_operation_beyond_highprec_falls_back_to_float64_without_a_bound(tmp_
         """
         )
     )
-    report = gradcmp.compare(gradcmp.data.bundled_path(), loss=path, backends=["jax-grad"])
+    report = gradcmp.compare(gradcmp.loading.data.bundled_path(), loss=path, backends=["jax-grad"])
     assert report.reference.name == "float64"
     assert "xp.sinc is not in gradcmp's reference namespace" in report.reference.method
     assert {r.verdict for r in report.results} == {INCONCLUSIVE}
@@ -388,7 +388,7 @@ def test_the_float64_fallback_differentiates_the_spec_not_a_side(tmp_path):
         ),
     )
     report = gradcmp.compare(
-        gradcmp.data.bundled_path(),
+        gradcmp.loading.data.bundled_path(),
         loss=path,
         backends=["torch-grad", "jax-grad"],
         dtypes="float64",

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from gradcmp.dtypes import FLOAT32, FLOAT64
-from gradcmp.runner import OK, run
+from gradcmp.judging.runner import OK, run
 
 FRAMEWORKS = ("torch", "jax")
 

@@ -12,17 +12,17 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from gradcmp import data as data_module
 from gradcmp.api import compare
 from gradcmp.backends import BACKENDS
 from gradcmp.backends.blocks import row_blocks, weighted_sum
 from gradcmp.dtypes import FLOAT32, FLOAT64
-from gradcmp.execute import OK, execute
+from gradcmp.judging.execute import OK, execute
+from gradcmp.judging.runner import run
+from gradcmp.loading import data as data_module
+from gradcmp.loading.pages import parts, release
 from gradcmp.models import get_model
-from gradcmp.pages import parts, release
 from gradcmp.params import Params
 from gradcmp.problem import Problem
-from gradcmp.runner import run
 
 
 def old_digest(dataset) -> str:

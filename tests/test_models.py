@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 import gradcmp
-from gradcmp.agreement import AGREE
 from gradcmp.cli import cli
+from gradcmp.judging.agreement import AGREE
 from gradcmp.models import MODELS
 
 
@@ -104,7 +104,7 @@ def test_softmax_gradient_equals_torchs_cross_entropy():
 
 def test_mlp_options_and_seeded_weights():
     first = gradcmp.compare(
-        gradcmp.data.bundled_path(),
+        gradcmp.loading.data.bundled_path(),
         model="mlp",
         hidden=(4, 3),
         seed=5,
@@ -112,7 +112,7 @@ def test_mlp_options_and_seeded_weights():
         dtypes="float64",
     )
     again = gradcmp.compare(
-        gradcmp.data.bundled_path(),
+        gradcmp.loading.data.bundled_path(),
         model="mlp",
         hidden=(4, 3),
         seed=5,

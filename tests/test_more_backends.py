@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 
 import gradcmp
-from gradcmp.agreement import AGREE
+from gradcmp.judging.agreement import AGREE
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "port_linear.py"
 
 
 def test_numpy_finite_diff_and_complex_step_agree_on_the_seed():
     report = gradcmp.compare(
-        gradcmp.data.bundled_path(),
+        gradcmp.loading.data.bundled_path(),
         backends=["numpy", "finite-diff", "complex-step"],
         dtypes="float64",
     )
@@ -28,7 +28,10 @@ def test_numpy_finite_diff_and_complex_step_agree_on_the_seed():
 def test_finite_diff_catches_a_wrong_gradient_too(buggy_model):
     # finite differences of the buggy loss (missing ½) are twice the true gradient
     report = gradcmp.compare(
-        gradcmp.data.bundled_path(), model=buggy_model, backends=["finite-diff"], dtypes="float64"
+        gradcmp.loading.data.bundled_path(),
+        model=buggy_model,
+        backends=["finite-diff"],
+        dtypes="float64",
     )
     (result,) = report.results
     assert result.verdict == "disagree"
@@ -42,7 +45,7 @@ def test_complex_step_skips_a_loss_that_is_not_complex_safe(tmp_path):
         "    return xp.mean(xp.abs(params['w'] * X[:, 0] - y))\n"
     )
     report = gradcmp.compare(
-        gradcmp.data.bundled_path(), loss=path, backends=["complex-step"], dtypes="float64"
+        gradcmp.loading.data.bundled_path(), loss=path, backends=["complex-step"], dtypes="float64"
     )
     (result,) = report.results
     assert result.status == "skipped" and "not complex-safe" in result.note
@@ -51,7 +54,7 @@ def test_complex_step_skips_a_loss_that_is_not_complex_safe(tmp_path):
 def test_jit_versus_eager_difference_is_a_note():
     pytest.importorskip("jax")
     report = gradcmp.compare(
-        gradcmp.data.bundled_path(),
+        gradcmp.loading.data.bundled_path(),
         loss=EXAMPLE,
         backends=["jax-grad", "jax-jit"],
         dtypes="float64",
@@ -81,7 +84,7 @@ def test_complex_step_skips_a_partly_unsafe_loss(tmp_path):
         ),
     )
     report = gradcmp.compare(
-        gradcmp.data.bundled_path(), loss=path, backends=["complex-step"], dtypes="float64"
+        gradcmp.loading.data.bundled_path(), loss=path, backends=["complex-step"], dtypes="float64"
     )
     (r,) = report.results
     assert r.status == "skipped" and r.note == "the loss is not complex-safe (it uses absolute)"

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).parents[1] / "gradcmp"
 LIMIT = 400
 
@@ -20,7 +18,6 @@ def oversized(root: Path, limit: int = LIMIT) -> dict[str, int]:
     return {path: n for path, n in lines.items() if n > limit}
 
 
-@pytest.mark.xfail(strict=False, reason="issue 13: being fixed")
 def test_no_module_is_over_400_lines():
     found = oversized(ROOT)
     listing = "\n".join(f"{path}: {n} lines" for path, n in sorted(found.items()))

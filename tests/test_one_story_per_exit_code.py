@@ -422,4 +422,4 @@ def test_exit_130_ctrl_c_is_one_line_and_no_report_in_any_format(monkeypatch, tm
 
 def test_ctrl_c_in_the_pytest_helper_is_an_interrupt_not_a_disagreement():
     with pytest.raises(KeyboardInterrupt):
-        assert_gradients_agree(gradcmp.data.bundled_path(), backends="native,interrupts")
+        assert_gradients_agree(gradcmp.loading.data.bundled_path(), backends="native,interrupts")

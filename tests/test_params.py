@@ -65,7 +65,7 @@ def test_a_decimal_param_rounding_is_measured_against_what_was_written():
     import numpy as np
 
     import gradcmp
-    from gradcmp.agreement import to_float
+    from gradcmp.judging.agreement import to_float
 
     report = gradcmp.compare(
         "data/xy.csv", params=["theta1=1e-5"], backends="native", dtypes="float32"
@@ -79,7 +79,7 @@ def test_a_decimal_param_rounding_is_measured_against_what_was_written():
 
 def test_float_params_are_the_binary_numbers_they_are():
     report = gradcmp.compare(
-        gradcmp.data.bundled_path(), params={"theta0": 0.1}, backends=["native"]
+        gradcmp.loading.data.bundled_path(), params={"theta0": 0.1}, backends=["native"]
     )
     assert report.reference.rounding["float64"].rounded == 0  # 0.1 as a float is a float64
     assert report.reference.rounding["float32"].rounded == 1

@@ -9,13 +9,13 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from gradcmp import data
 from gradcmp.distributed.partial_reference import combined, partial
 from gradcmp.dtypes import DTYPES
 from gradcmp.errors import InputError
+from gradcmp.loading import data
+from gradcmp.loading.partitions import for_rank, partition_files, rows_of
 from gradcmp.models import get_model, mlp
 from gradcmp.params import Params
-from gradcmp.partitions import for_rank, partition_files, rows_of
 from gradcmp.problem import Problem
 from gradcmp.reference.compute import compute_reference
 

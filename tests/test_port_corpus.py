@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 import gradcmp
-from gradcmp.agreement import DISAGREE, INCONCLUSIVE
-from gradcmp.runner import OK
+from gradcmp.judging.agreement import DISAGREE, INCONCLUSIVE
+from gradcmp.judging.runner import OK
 
 sys.path.insert(0, str(Path(__file__).parent))
 from ports.corpus import CORPUS  # noqa: E402

@@ -42,10 +42,10 @@ import os
 
 import pytest
 
-import gradcmp.data
+import gradcmp.loading.data
 from gradcmp.testing import assert_gradients_agree
 
-DATA = gradcmp.data.bundled_path()
+DATA = gradcmp.loading.data.bundled_path()
 PLANTED = os.path.join(os.path.dirname(__file__), "planted.py")
 
 
@@ -208,7 +208,7 @@ def test_the_check_fails_exactly_when_assert_gradients_agree_does(tmp_path):
     planted = tmp_path / "planted.py"
     planted.write_text(PLANTED)
     check = GradcmpCheck({"backends": "native", "dtypes": "float64"}, tmp_path / "out", "t::x")
-    data = gradcmp.data.bundled_path()
+    data = gradcmp.loading.data.bundled_path()
     assert check(data).verdict == assert_gradients_agree(data, **check.options).verdict == "agree"
     with pytest.raises(AssertionError) as ours:
         check(data, loss=planted)
@@ -242,7 +242,7 @@ def test_two_tests_of_a_session_never_share_a_report_file(tmp_path):
     """``tests/a/b.py`` and ``tests/a_b.py`` both make ``tests_a_b.py__test_x``: within the
     session (the names the checks share) the second test's reports get the hash."""
     names: dict[str, str] = {}
-    data, options = gradcmp.data.bundled_path(), {"backends": "native", "dtypes": "float64"}
+    data, options = gradcmp.loading.data.bundled_path(), {"backends": "native", "dtypes": "float64"}
     first = GradcmpCheck(options, tmp_path, "tests/a/b.py::test_x", names)
     second = GradcmpCheck(options, tmp_path, "tests/a_b.py::test_x", names)
     for check in (first, second, first, second):
@@ -264,12 +264,12 @@ def test_parametrised_checks_write_one_report_each(pytester):
         test_p="""
 import pytest
 
-import gradcmp.data
+import gradcmp.loading.data
 
 
 @pytest.mark.parametrize("tag", ["a/b", "a_b", "a b"])
 def test_p(gradcmp_check, tag):
-    gradcmp_check(gradcmp.data.bundled_path(), backends="native", dtypes="float64")
+    gradcmp_check(gradcmp.loading.data.bundled_path(), backends="native", dtypes="float64")
 """
     )
     result = pytester.runpytest_subprocess("--gradcmp-report-dir", "reports")
@@ -308,7 +308,7 @@ def test_the_command_line_under_a_none(gradcmp_check):
 
 def test_a_call_argument_given_as_none_is_not_set_there():
     check = GradcmpCheck({"backends": "native", "dtypes": "float64"}, None, "t::x")
-    report = check(gradcmp.data.bundled_path(), backends=None, dtypes=None, strict=None)
+    report = check(gradcmp.loading.data.bundled_path(), backends=None, dtypes=None, strict=None)
     assert [(r.backend, r.dtype) for r in report.results] == [("native", "float64")]
 
 
@@ -317,11 +317,11 @@ def test_a_check_that_checks_nothing_warns_so_that_filterwarnings_error_fails_it
     test's line with the skips' notes; the repository's own ``filterwarnings = error`` fails it."""
     pytester.makepyfile(
         test_nothing="""
-import gradcmp.data
+from gradcmp.loading.data import bundled_path
 
 
 def test_nothing(gradcmp_check):
-    report = gradcmp_check(gradcmp.data.bundled_path(), backends="finite-diff", dtypes="float32")
+    report = gradcmp_check(bundled_path(), backends="finite-diff", dtypes="float32")
     assert report.verdict == "inconclusive"
 """
     )

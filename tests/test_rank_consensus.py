@@ -11,9 +11,9 @@ from fractions import Fraction
 
 import pytest
 
-from gradcmp.agreement import AGREE, DISAGREE, measure
 from gradcmp.distributed.consensus import rank_status, ranks_text, same_values
 from gradcmp.dtypes import DTYPES
+from gradcmp.judging.agreement import AGREE, DISAGREE, measure
 
 TRUTH = {"w[0]": Fraction(-20), "w[1]": Fraction(3, 2), "b": Fraction(-81), "c": Fraction(7)}
 F64 = DTYPES["float64"]

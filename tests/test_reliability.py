@@ -129,7 +129,7 @@ def test_npy_npz_and_parquet(tmp_path):
     import pyarrow.parquet as pq
 
     pq.write_table(pa.table({"x": X, "y": y}), tmp_path / "xy.parquet")
-    seed = gradcmp.compare(gradcmp.data.bundled_path(), backends=["native"]).reference
+    seed = gradcmp.compare(gradcmp.loading.data.bundled_path(), backends=["native"]).reference
     for name in ("xy.npy", "cols.npz", "Xy.npz", "xy.parquet"):
         report = gradcmp.compare(tmp_path / name, backends=["native"])
         assert report.reference.as_written == seed.as_written, name
@@ -213,7 +213,7 @@ def test_ctrl_c_ends_the_run_with_one_line_and_130(misbehaving):
 def test_thread_counts_are_left_alone(seed_problem):
     torch = pytest.importorskip("torch")
     before = torch.get_num_threads()
-    gradcmp.runner.run(seed_problem, ["torch-grad", "jax-grad"], [FLOAT64])
+    gradcmp.judging.runner.run(seed_problem, ["torch-grad", "jax-grad"], [FLOAT64])
     assert torch.get_num_threads() == before
 
 
@@ -257,7 +257,7 @@ def test_values_round_trip_exactly(tmp_path_factory, rows):
 
     path = tmp_path_factory.mktemp("rt") / "data.csv"
     path.write_text("x,y\n" + "".join(f"{x!r},{d}\n" for x, d in rows))
-    dataset = gradcmp.data.load(path)
+    dataset = gradcmp.loading.data.load(path)
     for i, (x, d) in enumerate(rows):
         assert dataset.X[i, 0] == x
         assert dataset.y[i] == float(Fraction(d))

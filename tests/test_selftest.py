@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from gradcmp.agreement import AGREE, DISAGREE
 from gradcmp.backends import BACKENDS, missing_modules
 from gradcmp.cli import cli
 from gradcmp.dtypes import FLOAT32, FLOAT64
-from gradcmp.runner import OK, run
+from gradcmp.judging.agreement import AGREE, DISAGREE
+from gradcmp.judging.runner import OK, run
 from gradcmp.selftest import AUTODIFF_BACKENDS, CLEAN, PLANTED_BUGS, run_selftest, seed_problem
 
 

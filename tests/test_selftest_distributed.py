@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from gradcmp import selftest_distributed as sd
-from gradcmp.agreement import AGREE, DISAGREE
 from gradcmp.api import compare
 from gradcmp.cli import cli
 from gradcmp.errors import UsageError
-from gradcmp.runner import OK
+from gradcmp.judging.agreement import AGREE, DISAGREE
+from gradcmp.judging.runner import OK
+from gradcmp.selftest import distributed as sd
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "distributed_step"

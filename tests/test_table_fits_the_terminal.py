@@ -17,8 +17,8 @@ from click.testing import CliRunner
 from rich.console import Console
 
 from gradcmp import api
-from gradcmp.agreement import worst_output
 from gradcmp.cli import cli
+from gradcmp.judging.agreement import worst_output
 from gradcmp.report.table import MAX_ELEMENT_COLUMNS, columns, render
 
 WIDTHS = (80, 100, 120)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import gradcmp
-from gradcmp.agreement import DISAGREE, INCONCLUSIVE
+from gradcmp.judging.agreement import DISAGREE, INCONCLUSIVE
 
 BACKENDS = ["native", "torch-grad", "jax-grad"]
 
@@ -39,7 +39,10 @@ def test_underflow_is_never_a_false_alarm(X, y, params, dtype):
 
 def test_overflow_beyond_the_range_is_inconclusive_not_a_bug():
     report = gradcmp.compare(
-        gradcmp.data.bundled_path(), params={"theta1": 1e308}, backends=["native"], dtypes="float64"
+        gradcmp.loading.data.bundled_path(),
+        params={"theta1": 1e308},
+        backends=["native"],
+        dtypes="float64",
     )
     (r,) = report.results
     assert r.verdict == INCONCLUSIVE and "beyond float64's range" in r.why

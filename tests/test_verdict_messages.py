@@ -7,7 +7,7 @@ import pytest
 
 import gradcmp
 from gradcmp.dtypes import FLOAT32, FLOAT64
-from gradcmp.runner import run
+from gradcmp.judging.runner import run
 from gradcmp.selftest import PLANTED_BUGS, seed_problem
 
 pytest.importorskip("torch")
@@ -53,7 +53,7 @@ def test_a_nan_is_an_invalid_operation_named_at_its_side_and_line(tmp_path):
     path = tmp_path / "nan.py"
     path.write_text(NAN_SIDE)
     report = gradcmp.compare(
-        gradcmp.data.bundled_path(), loss=path, backends="torch-grad", dtypes="float64"
+        gradcmp.loading.data.bundled_path(), loss=path, backends="torch-grad", dtypes="float64"
     )
     (row,) = report.results
     # The backend ran its program faithfully: the program itself makes the NaN.

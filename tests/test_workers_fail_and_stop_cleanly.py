@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from gradcmp import workers
+from gradcmp.judging import workers
 
 ENV = {**os.environ, "GRADCMP_CACHE_DIR": ""}
 

@@ -31,7 +31,7 @@ class Output:
     # differences): an error of at most ε_j in the loss at the j-th pair of points it evaluated
     # reaches that element at most gain_j·ε_j, and peak_j is the largest |loss| computed at
     # that pair. The runner adds Σ gain_j·ε_j to ``bounds``, ε_j the rule's bound for the loss
-    # carried to those points (runner.py, ``_loss_bound_near``).
+    # carried to those points (judging/judge.py, ``_loss_bound_near``).
     loss_gains: dict[str, tuple[tuple[float, float], ...]] | None = None
     # A distributed backend (distributed.py): the world (size, engine, comm, rows per shard),
     # the gradient every rank holds (rank order; ``grads`` is rank 0's), and how many

@@ -28,7 +28,7 @@ rule's τ where that is larger):
   and 2/(3·w_coarse), 3/h in all (8/3h + 1/3h). Only the runner knows τ for the loss, and
   only at θ; at θ ± h the loss can be far larger (a step of 6·10⁻⁴ on a θ1 of 10⁻¹¹ with x of
   10⁴ makes it 10²⁸ times larger), so each gain comes with the largest |f̂| of its pair, and
-  the runner carries τ there (runner.py, ``_loss_bound_near``).
+  the judge carries τ there (judging/judge.py, ``_loss_bound_near``).
 - the arithmetic here: each quotient fl(fl(f̂₊ − f̂₋)/fl(w)) is within γ₃ of (f̂₊ − f̂₋)/w,
   and fl(fl(4·D(h/2) − D(h))/3) adds γ₂: u·(4|D(h/2)| + |D(h)| + 2|R|) to first order,
   counted twice.

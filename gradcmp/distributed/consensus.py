@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..agreement import DISAGREE, verdict_of
+from ..judging.agreement import DISAGREE, verdict_of
 
 
 def rank_status(

@@ -12,7 +12,7 @@ def rebuild_problem(job: dict):
 
     recipe = job["recipe"]
     if recipe and recipe[0] == "file":
-        from .. import lossfile
+        from ..loading import lossfile
 
         model = lossfile.load(recipe[1])
     elif recipe and recipe[0] == "mlp":

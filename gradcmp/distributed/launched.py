@@ -43,8 +43,8 @@ def launched_world() -> tuple[int, int]:
 
 def local_rows(data: str | None, target: str, rank: int, world_size: int):
     """(this rank's Dataset, what the report calls the data)."""
-    from .. import data as data_module
-    from ..partitions import for_rank, load_files, partition_files, rows_of
+    from ..loading import data as data_module
+    from ..loading.partitions import for_rank, load_files, partition_files, rows_of
 
     if data is not None and Path(data).is_dir():
         files = partition_files(Path(data))

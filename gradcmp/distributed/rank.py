@@ -33,7 +33,7 @@ def engine_for(name: str):
 def main(argv: list[str]) -> int:
     directory, rank, parent = argv[0], int(argv[1]), int(argv[2])
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # gradcmp ends the world on Ctrl-C
-    from ..workers import die_with_parent
+    from ..judging.workers import die_with_parent
 
     die_with_parent(parent)
     with open(os.path.join(directory, world.JOB_FILE), "rb") as f:
@@ -65,7 +65,7 @@ def _where(exc: BaseException, job: dict) -> str:
     recipe = job.get("recipe") or ()
     if not recipe or recipe[0] != "file":
         return ""
-    from ..lossfile import where_in_file
+    from ..loading.lossfile import where_in_file
 
     where = where_in_file(exc, recipe[1])
     return f"{where}: " if ":" in where.removeprefix(recipe[1]) else ""

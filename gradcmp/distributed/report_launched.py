@@ -10,8 +10,8 @@ import numpy as np
 
 from .. import environment
 from ..backends.base import Output
-from ..execute import OK, Outcome, flatten
-from ..runner import Report, judge
+from ..judging.execute import OK, Outcome, flatten
+from ..judging.runner import Report, judge
 from .consensus import same_values
 from .partial_reference import combined
 

@@ -22,7 +22,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from ..agreement import to_float
+from ..judging.agreement import to_float
 
 DEFAULT_TOL = 2.0**-20
 LARGEST_SHARDS = 8  # integer factors 2..8 are named (shards, steps, heads)

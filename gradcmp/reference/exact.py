@@ -20,7 +20,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from ..pages import parts, release
+from ..loading.pages import parts, release
 
 # Mantissa bits of a float64, with the hidden one.
 FLOAT64_BITS = 53

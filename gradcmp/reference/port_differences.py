@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..agreement import to_float
+from ..judging.agreement import to_float
 from . import highprec as hp
 
 if TYPE_CHECKING:

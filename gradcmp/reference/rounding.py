@@ -9,9 +9,9 @@ from fractions import Fraction
 
 import numpy as np
 
-from ..agreement import to_float
 from ..dtypes import DType
-from ..pages import release
+from ..judging.agreement import to_float
+from ..loading.pages import release
 from ..problem import Problem
 from .exact import CHUNK_ROWS
 from .values import ReferenceValues

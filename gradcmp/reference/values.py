@@ -5,7 +5,7 @@ themselves, their float64 limbs (hi, lo, lo2: each the nearest float64 of what t
 ones leave, so hi + lo + lo2 is the value to ~2**-159 of it) and the rule's companions. The
 exact ``Fraction`` of an output is built only when something asks for it (``grads``,
 ``outputs()``, ``magnitudes`` are mappings that convert on access): judging and the port
-verdict read the arrays (judging.py, port.py).
+verdict read the arrays (judging/judge.py, port.py).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from fractions import Fraction
 import gmpy2
 import numpy as np
 
-from .. import agreement
 from ..dtypes import DTYPES, DType
+from ..judging import agreement
 from ..params import element_names
 from ..problem import Problem
 from . import highprec

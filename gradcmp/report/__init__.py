@@ -8,7 +8,7 @@ import io
 from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:  # the runner makes Reports; renderers only read them
-    from ..runner import Report
+    from ..judging.runner import Report
 
 FORMATS = ("table", "plain", "json", "junit", "markdown", "github")
 # File names written by --report-dir, one per format (``table`` is ``plain`` in a file).

@@ -27,7 +27,7 @@ from .lines import (
 )
 
 if TYPE_CHECKING:  # the runner makes Reports; renderers only read them
-    from ..runner import Report
+    from ..judging.runner import Report
 
 # "FILE:LINE: what" in a note (a failure inside the user's loss file), at its start or after
 # a prefix ("rank 1 failed: step.py:6: …"): the annotation goes to that line.

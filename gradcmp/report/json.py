@@ -7,13 +7,13 @@ import math
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
-from ..agreement import Error, to_float, worst_output
+from ..judging.agreement import Error, to_float, worst_output
 from ..params import element_names
 from ..reference.values import ReferenceValues
 from .lines import outcome, outcome_counts, verdict_line
 
 if TYPE_CHECKING:  # the runner makes Reports; renderers only read them
-    from ..runner import Report, Result
+    from ..judging.runner import Report, Result
 
 # An exact reference is also written as a fraction string when it is this short; long ones
 # (decimal data, many rows) would only bloat the file.

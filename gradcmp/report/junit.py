@@ -16,7 +16,7 @@ import re
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING
 
-from ..agreement import DISAGREE, INCONCLUSIVE
+from ..judging.agreement import DISAGREE, INCONCLUSIVE
 from ..outcomes import FAILED, OK, SKIPPED
 from .lines import (
     baseline_lines,
@@ -29,7 +29,7 @@ from .lines import (
 )
 
 if TYPE_CHECKING:  # the runner makes Reports; renderers only read them
-    from ..runner import Report
+    from ..judging.runner import Report
 
 
 def _failure_text(result) -> str:

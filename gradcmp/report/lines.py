@@ -8,13 +8,13 @@ import math
 import os
 from typing import TYPE_CHECKING
 
-from ..agreement import AGREE, DISAGREE, INCONCLUSIVE, Error
 from ..distributed.consensus import ranks_text
+from ..judging.agreement import AGREE, DISAGREE, INCONCLUSIVE, Error
 from ..outcomes import FAILED, OK, SKIPPED
 from ..params import element_names
 
 if TYPE_CHECKING:  # the runner makes Reports; renderers only read them
-    from ..runner import Report, Result
+    from ..judging.runner import Report, Result
 
 # How a backend × dtype ended, in the order the verdict line counts them. ``missing``: not
 # installed although named with -b (it fails the run, exit 3; its JSON status is "skipped").

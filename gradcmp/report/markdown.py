@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..agreement import to_float, worst_output
+from ..judging.agreement import to_float, worst_output
 from ..outcomes import OK
 from .lines import (
     baseline_lines,
@@ -24,7 +24,7 @@ from .lines import (
 )
 
 if TYPE_CHECKING:  # the runner makes Reports; renderers only read them
-    from ..runner import Report
+    from ..judging.runner import Report
 
 MARK = {"agree": "✅", "disagree": "❌", "inconclusive": "⚠️"}
 # A result that did not run: failed, and missing (named with -b, not installed) fail the run.

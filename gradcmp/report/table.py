@@ -21,8 +21,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..agreement import AGREE, DISAGREE, Error, to_float, worst_output
 from ..console import console_for  # noqa: F401  (re-exported for the renderers)
+from ..judging.agreement import AGREE, DISAGREE, Error, to_float, worst_output
 from ..outcomes import OK
 from .lines import (
     MAX_ELEMENT_COLUMNS,
@@ -42,7 +42,7 @@ from .lines import (
 )
 
 if TYPE_CHECKING:  # the runner makes Reports; renderers only read them
-    from ..runner import Report, Result
+    from ..judging.runner import Report, Result
 
 # The reference shows the exact fraction beside the value when it is this short.
 SHOWN_FRACTION_CHARS = 24

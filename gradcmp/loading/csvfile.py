@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError, Option
 from .csvrows import _fastcsv, read_rows
 from .dataset import Dataset, Decimals, check_names
-from .errors import InputError, Option
 
 # Around a cell, ASCII spaces and tabs are ignored; other whitespace is an error.
 BLANKS = " \t"

@@ -9,9 +9,9 @@ from fractions import Fraction
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
+from ..reference.exact import ChunkedExactData, ExactSource
 from .pages import parts
-from .reference.exact import ChunkedExactData, ExactSource
 
 # The C reader stores a decimal's power of ten q as q + EXPONENT_BIAS (int8); 0: none there.
 EXPONENT_BIAS = 64

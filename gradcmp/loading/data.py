@@ -14,20 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError, Option, UsageError
 from .arrays import LOADERS, from_columns
-from .csvfile import (  # noqa: F401 - the readers' names, as they were here
-    BLANKS,
+from .csvfile import (
     CHECK_DATA_PATH,
-    NUMBER,
-    SHORT_INTEGER,
-    _load_csv_fast,
-    _load_csv_python,
-    decimal_value,
     load_csv,
 )
 from .csvrows import _fastcsv  # noqa: F401
 from .dataset import EXPONENT_BIAS, Dataset, Decimals, check_names  # noqa: F401
-from .errors import InputError, Option, UsageError
 
 BUNDLED = "xy.csv"
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError, Option
 from .dataset import Dataset, check_names
-from .errors import InputError, Option
 
 NUMERIC_KINDS = "iuf"
 

@@ -17,6 +17,11 @@ from fractions import Fraction
 
 import numpy as np
 
+from ..distributed.consensus import rank_status
+from ..dtypes import DTYPES, DType
+from ..problem import Problem
+from ..reference.bug_kinds import bug_kind
+from ..reference.compute import Reference
 from .agreement import (
     DISAGREE,
     INCONCLUSIVE,
@@ -31,12 +36,7 @@ from .agreement import (
     verdict_of,
     worst,
 )
-from .distributed.consensus import rank_status
-from .dtypes import DTYPES, DType
 from .execute import OK, Outcome
-from .problem import Problem
-from .reference.bug_kinds import bug_kind
-from .reference.compute import Reference
 
 # Results with more outputs than this are judged at array speed (None: never).
 ARRAY_THRESHOLD: int | None = 256

@@ -12,17 +12,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .backends import BACKENDS
-from .backends.base import Output, SkipBackend
-from .backends.distributed import WorldFailed
-from .distributed.consensus import same_values
-from .dtypes import DType
-from .errors import one_line
-from .lossfile import where_in_file
-from .models.base import NoSuchSide
-from .outcomes import FAILED, OK, SKIPPED  # noqa: F401  (re-exported for the runner)
-from .params import element_names
-from .problem import Problem
+from ..backends import BACKENDS
+from ..backends.base import Output, SkipBackend
+from ..backends.distributed import WorldFailed
+from ..distributed.consensus import same_values
+from ..dtypes import DType
+from ..errors import one_line
+from ..loading.lossfile import where_in_file
+from ..models.base import NoSuchSide
+from ..outcomes import FAILED, OK, SKIPPED  # noqa: F401  (re-exported for the runner)
+from ..params import element_names
+from ..problem import Problem
 from .timeouts import BackendTimeout, call_with_timeout
 
 

@@ -1,12 +1,12 @@
 """``gradcmp bench`` for people and programs: options checked, a progress bar while it runs,
-then a table (rich) or JSON. The measuring is in bench.py."""
+then a table (rich) or JSON. The measuring is in bench/__init__.py."""
 
 from __future__ import annotations
 
 import json
 import sys
 
-from .errors import UsageError
+from ..errors import UsageError
 
 
 def parse_rows(text: str) -> list[int]:
@@ -27,10 +27,10 @@ def parse_rows(text: str) -> list[int]:
 def run_and_report(sizes, backends, dtypes, features, repeat, plot_path, output_format) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from . import bench
-    from .backends import DEFAULT_BACKENDS, REFERENCE_NAME, missing_modules, parse_backends
-    from .console import console_for
-    from .dtypes import parse_dtypes
+    from .. import bench
+    from ..backends import DEFAULT_BACKENDS, REFERENCE_NAME, missing_modules, parse_backends
+    from ..console import console_for
+    from ..dtypes import parse_dtypes
 
     names = [n.strip() for n in backends.split(",")] if backends else list(DEFAULT_BACKENDS)
     with_reference = REFERENCE_NAME in names
@@ -51,7 +51,7 @@ def run_and_report(sizes, backends, dtypes, features, repeat, plot_path, output_
             raise UsageError(
                 "--plot needs matplotlib", hint="pip install 'gradcmp[plot]'"
             ) from None
-    from .backends import BACKENDS
+    from ..backends import BACKENDS
 
     runnable = [n for n in chosen if not missing_modules(BACKENDS[n])]
     skipped = [n for n in chosen if n not in runnable]

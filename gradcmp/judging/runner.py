@@ -6,38 +6,20 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from . import environment
+from .. import environment
+from ..backends import BACKENDS, missing_modules
+from ..dtypes import DTYPES, DType
+from ..errors import EXIT_AGREE, EXIT_BACKEND, EXIT_DISAGREE, EXIT_INCONCLUSIVE
+from ..problem import Problem
+from ..reference.compute import Reference, compute_reference, out_of_range
+from ..reference.sides import compare_float64_rows
 from .agreement import DISAGREE, INCONCLUSIVE, worst
-from .backends import BACKENDS, missing_modules
-from .dtypes import DTYPES, DType
-from .errors import (
-    EXIT_AGREE,
-    EXIT_BACKEND,
-    EXIT_DISAGREE,
-    EXIT_INCONCLUSIVE,
-)
-from .execute import (
-    FAILED,
-    OK,
-    SKIPPED,
-    Outcome,
-    execute,
-    finish_world,
-    one_line_of,
-    start_world,
-)
-from .judging import (  # noqa: F401 (judge's parts, imported from here before judging.py)
-    CARRY_SLACK,
-    DERIVATIVE_FREE,
+from .execute import FAILED, OK, SKIPPED, Outcome, execute, finish_world, one_line_of, start_world
+from .judge import (
     Result,
-    _loss_bound_near,
     _note_jit_versus_eager,
-    _tau,
     judge,
 )
-from .problem import Problem
-from .reference.compute import Reference, compute_reference, out_of_range
-from .reference.sides import compare_float64_rows
 from .workers import can_fork, framework_of, run_in_workers
 
 
@@ -58,7 +40,7 @@ class Report:
 
     def to_dict(self) -> dict:
         """The JSON report (docs/design.md, "Contracts") as Python objects."""
-        from .report.json import to_dict
+        from ..report.json import to_dict
 
         return to_dict(self)
 

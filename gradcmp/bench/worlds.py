@@ -29,11 +29,11 @@ import statistics
 import time
 from collections.abc import Callable
 
-from .backends import BACKENDS
-from .backends.base import SkipBackend
-from .bench_measurement import Measurement, unmeasured
-from .dtypes import DType
-from .errors import one_line
+from ..backends import BACKENDS
+from ..backends.base import SkipBackend
+from ..dtypes import DType
+from ..errors import one_line
+from .measurement import Measurement, unmeasured
 
 # The longest one world may take (start-up, every dtype, teardown) before it is ended.
 WORLD_TIMEOUT = 900.0

@@ -12,7 +12,7 @@ time a single read of the inputs takes at the read bandwidth measured at start (
 full speed and does nothing else; real gradients read them at least twice.
 
 A distributed backend (``torch-ddp:4``, ``jax-sharded:2`` …) starts a world per call: it is
-timed by bench_worlds.py instead — ``repeat`` worlds per size, the engine's own time per
+timed by worlds.py instead — ``repeat`` worlds per size, the engine's own time per
 gradient, and each world's start-up apart.
 """
 
@@ -27,16 +27,16 @@ from dataclasses import asdict
 
 import numpy as np
 
-from .backends import BACKENDS
-from .backends.base import SkipBackend
-from .bench_measurement import Measurement, unmeasured
-from .data import from_arrays
-from .dtypes import DType
-from .errors import one_line
-from .models import get_model
-from .params import Params
-from .problem import Problem
-from .workers import become_child, fork
+from ..backends import BACKENDS
+from ..backends.base import SkipBackend
+from ..bench.measurement import Measurement, unmeasured
+from ..dtypes import DType
+from ..errors import one_line
+from ..judging.workers import become_child, fork
+from ..loading.data import from_arrays
+from ..models import get_model
+from ..params import Params
+from ..problem import Problem
 
 BANDWIDTH_BYTES = 256 * 2**20
 REFERENCE = "exact"  # -b exact: time the exact reference too
@@ -101,7 +101,7 @@ def _reset_peak() -> bool:
 def _time_backend(name: str, problem: Problem, dtype: DType, repeat: int):
     """(seconds per timed call, compile seconds, peak bytes added) for one backend × dtype."""
     if name == REFERENCE:
-        from .reference.compute import compute_reference
+        from ..reference.compute import compute_reference
 
         def call():
             start = time.perf_counter()
@@ -186,8 +186,8 @@ def run_bench(
     progress: Callable[[Measurement], None] = lambda m: None,
 ) -> tuple[float, list[Measurement]]:
     """(read bandwidth in bytes/s, one Measurement per backend × dtype × size). Distributed
-    backends (``torch-ddp:4``) run worlds of their own, measured last (bench_worlds.py)."""
-    from .bench_worlds import is_world, run_worlds
+    backends (``torch-ddp:4``) run worlds of their own, measured last (worlds.py)."""
+    from ..bench.worlds import is_world, run_worlds
 
     worlds = [n for n in backends if n != REFERENCE and is_world(n)]
     bandwidth = read_bandwidth()
@@ -239,7 +239,7 @@ def run_bench(
 
 
 def to_dict(bandwidth: float, measurements: list[Measurement], repeat: int) -> dict:
-    from . import environment
+    from .. import environment
 
     return {
         "bandwidth_bytes_per_second": bandwidth,
@@ -290,8 +290,8 @@ def plot(measurements: list[Measurement], bandwidth: float, path: str) -> None:
     # Written beside and renamed: an interrupted run leaves no half-written file.
     import tempfile
 
-    from .api import default_file_mode
-    from .errors import UsageError
+    from ..api import default_file_mode
+    from ..errors import UsageError
 
     directory = os.path.dirname(path) or "."
     handle, temporary = tempfile.mkstemp(prefix=".gradcmp-plot.", suffix=".png", dir=directory)

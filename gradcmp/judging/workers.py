@@ -27,8 +27,8 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from .environment import framework_state
-from .errors import one_line, timed_out
+from ..environment import framework_state
+from ..errors import one_line, timed_out
 
 # The backends a worker takes: those that import a framework (the rest run here; they are
 # numpy or plain Python, quick to start and safe to run anywhere).

@@ -20,10 +20,10 @@ from fractions import Fraction
 from importlib import resources
 from pathlib import Path
 
-from .agreement import AGREE, DISAGREE, INCONCLUSIVE
-from .dtypes import FLOAT64
-from .errors import BackendError, UsageError
-from .runner import OK, Report, Result
+from ..dtypes import FLOAT64
+from ..errors import BackendError, UsageError
+from ..judging.agreement import AGREE, DISAGREE, INCONCLUSIVE
+from ..judging.runner import OK, Report, Result
 
 CAUGHT = "caught"
 PLANTED_DIR = ("data", "distributed")
@@ -151,9 +151,9 @@ def run_distributed_selftest(
 ) -> DistributedSelftest:
     """Run every planted bug (one world each) and the clean file on every engine (one report,
     one world per engine), each through ``api.compare`` on the bundled data."""
-    from . import data
-    from .api import compare
-    from .backends import BACKENDS, missing_modules
+    from ..api import compare
+    from ..backends import BACKENDS, missing_modules
+    from ..loading import data
 
     if FLOAT64.name not in dtypes:
         raise UsageError(

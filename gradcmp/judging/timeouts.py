@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from .errors import timed_out
+from ..errors import timed_out
 
 
 class BackendTimeout(Exception):

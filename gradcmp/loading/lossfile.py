@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
-from .models.base import Model
-from .params import ELEMENT
+from ..errors import InputError
+from ..models.base import Model
+from ..params import ELEMENT
 
 FRAMEWORKS = ("torch", "jax", "numpy")
 

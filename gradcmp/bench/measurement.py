@@ -1,5 +1,5 @@
-"""What ``gradcmp bench`` measures of one backend × dtype × size (bench.py single-process,
-bench_worlds.py distributed, bench_report.py prints them)."""
+"""What ``gradcmp bench`` measures of one backend × dtype × size (__init__.py single-process,
+worlds.py distributed, report.py prints them)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ class Measurement:
     bandwidth_fraction: float | None
     status: str = "ok"
     note: str = ""
-    # A distributed backend (bench_worlds.py): its world size, and each world's start-up —
+    # A distributed backend (worlds.py): its world size, and each world's start-up —
     # apart from ``seconds``, which are then the engine's own time per gradient.
     world_size: int | None = None
     startup_seconds: list[float] = field(default_factory=list)

@@ -38,7 +38,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .dtypes import DType
+from ..dtypes import DType
 
 INF = float("inf")
 

@@ -13,15 +13,15 @@ import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import data
-from .agreement import DISAGREE, INCONCLUSIVE
-from .backends import BACKENDS, missing_modules
-from .dtypes import DTYPES, FLOAT64
-from .errors import BackendError, UsageError
-from .models import get_model
-from .params import Params
-from .problem import Problem
-from .runner import OK, Report, run
+from ..backends import BACKENDS, missing_modules
+from ..dtypes import DTYPES, FLOAT64
+from ..errors import BackendError, UsageError
+from ..judging.agreement import DISAGREE, INCONCLUSIVE
+from ..judging.runner import OK, Report, run
+from ..loading import data
+from ..models import get_model
+from ..params import Params
+from ..problem import Problem
 
 # What runs by default: the seed's autodiff backends (quick).
 AUTODIFF_BACKENDS = ("torch-grad", "torch-backward", "jax-grad")
@@ -304,7 +304,7 @@ def run_port_selftest(directory) -> tuple[int, list[PortOutcome]]:
     Returns the clean file's exit code and one outcome per bug."""
     from pathlib import Path
 
-    from .api import compare
+    from ..api import compare
 
     def check(name: str, text: str):
         path = Path(directory) / f"{name}.py"

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+from ..dtypes import DTYPES
+from ..errors import InputError
 from .agreement import AGREE
-from .dtypes import DTYPES
-from .errors import InputError
 from .runner import OK, Report
 
 SAME, CHANGED, REGRESSED, IMPROVED, NEW, GONE = (
@@ -97,7 +97,7 @@ def load(path: str) -> dict:
 
 
 def compare_with(report: Report, saved: dict, path: str) -> BaselineComparison:
-    from .report.json import to_dict
+    from ..report.json import to_dict
 
     current = to_dict(report)
     for key in ("model", "params"):

@@ -10,7 +10,7 @@ import numpy as np
 from .pages import fresh
 
 try:  # the C reader (setup.py builds it where a compiler is at hand)
-    from . import _fastcsv
+    from .. import _fastcsv
 except ImportError:  # pragma: no cover - the pure-Python reader does the same, slower
     _fastcsv = None
 
