@@ -21,9 +21,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gradcmp import judging
 from gradcmp.dtypes import DTYPES
 from gradcmp.judging import agreement
+from gradcmp.judging import judge as judging
 from gradcmp.judging.agreement import (
     VERDICT_CODES,
     measure,

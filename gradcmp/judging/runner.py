@@ -15,9 +15,13 @@ from ..reference.compute import Reference, compute_reference, out_of_range
 from ..reference.sides import compare_float64_rows
 from .agreement import DISAGREE, INCONCLUSIVE, worst
 from .execute import FAILED, OK, SKIPPED, Outcome, execute, finish_world, one_line_of, start_world
-from .judge import (
+from .judge import (  # noqa: F401 (judge's parts, imported from here before judge.py)
+    CARRY_SLACK,
+    DERIVATIVE_FREE,
     Result,
+    _loss_bound_near,
     _note_jit_versus_eager,
+    _tau,
     judge,
 )
 from .workers import can_fork, framework_of, run_in_workers

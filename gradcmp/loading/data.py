@@ -16,8 +16,14 @@ import numpy as np
 
 from ..errors import InputError, Option, UsageError
 from .arrays import LOADERS, from_columns
-from .csvfile import (
+from .csvfile import (  # noqa: F401 - the readers' names, as they were here
+    BLANKS,
     CHECK_DATA_PATH,
+    NUMBER,
+    SHORT_INTEGER,
+    _load_csv_fast,
+    _load_csv_python,
+    decimal_value,
     load_csv,
 )
 from .csvrows import _fastcsv  # noqa: F401
