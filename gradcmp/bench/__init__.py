@@ -32,6 +32,7 @@ from ..backends.base import SkipBackend
 from ..bench.measurement import Measurement, unmeasured
 from ..dtypes import DType
 from ..errors import one_line
+from ..judging.memory import peak_since, resident_bytes_reset
 from ..judging.workers import become_child, fork
 from ..loading.data import from_arrays
 from ..models import get_model
@@ -66,18 +67,6 @@ def make_problem(rows: int, features: int = 1, seed: int = 0) -> Problem:
     return Problem(model, dataset, Params.from_arrays(values))
 
 
-def _memory(field_name: str) -> int | None:
-    """VmRSS or VmHWM (the peak) of this process in bytes, from /proc (Linux)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith(field_name + ":"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
 def _release_free_memory() -> None:
     """glibc's malloc_trim(0): free heap memory back to the system (elsewhere: nothing)."""
     try:
@@ -86,16 +75,6 @@ def _release_free_memory() -> None:
         ctypes.CDLL(None).malloc_trim(0)
     except (OSError, AttributeError):
         pass
-
-
-def _reset_peak() -> bool:
-    """Reset VmHWM to the current RSS (Linux ≥ 4.0), so a peak is this call's own."""
-    try:
-        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
 
 
 def _time_backend(name: str, problem: Problem, dtype: DType, repeat: int):
@@ -122,12 +101,9 @@ def _time_backend(name: str, problem: Problem, dtype: DType, repeat: int):
     # Memory the first call freed stays with the allocator, and the timed calls would reuse
     # it unseen: hand it back first, so their own temporaries count.
     _release_free_memory()
-    can_reset = _reset_peak()
-    base = _memory("VmRSS")
+    base = resident_bytes_reset()
     seconds = [call()[0] for _ in range(repeat)]
-    peak = _memory("VmHWM")
-    added = max(0, peak - base) if can_reset and peak is not None and base is not None else None
-    return seconds, compile_seconds, added
+    return seconds, compile_seconds, peak_since(base)
 
 
 def _child(name, problems, dtypes, repeat, bandwidth, connection, parent) -> None:

@@ -261,7 +261,8 @@ VERDICT_CODES = (AGREE, DISAGREE, INCONCLUSIVE)  # the codes measure_arrays retu
 _U = 2.0**-53  # float64's unit roundoff: the pre-check's own arithmetic
 _MARGIN = 2.0**-50  # what a decision keeps clear of τ (and of the resolution limit)
 _TINY, _HUGE = 2.0**-1000, 2.0**1000  # numbers outside are left to the exact measure
-_LIMB_RANGE = 2.0**600  # values.LIMB_RANGE: where the reference's limbs are exact pictures
+# Where the reference's limbs are exact pictures of its values (reference/values.py explains).
+LIMB_RANGE = 2.0**600
 
 
 def running_bounds(
@@ -322,7 +323,7 @@ def measure_arrays(
             plain
             & tau_ok
             & np.isfinite(value)
-            & (np.abs(value) <= _LIMB_RANGE)
+            & (np.abs(value) <= LIMB_RANGE)
             & (slack <= 2.0**-50 * e)
             & ((tau > 0) | zero)
         )

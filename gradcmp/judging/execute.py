@@ -23,6 +23,7 @@ from ..models.base import NoSuchSide
 from ..outcomes import FAILED, OK, SKIPPED  # noqa: F401  (re-exported for the runner)
 from ..params import element_names
 from ..problem import Problem
+from .memory import peak_since, resident_bytes_reset
 from .timeouts import BackendTimeout, call_with_timeout
 
 
@@ -52,7 +53,7 @@ class Outcome:
 def execute(problem: Problem, name: str, dtype: DType, timeout: float | None) -> Outcome:
     with contextlib.suppress(Exception):  # (the call itself says what is wrong with them)
         problem.inputs(dtype)  # made before the call: that memory is the data's, not the call's
-    before = _resident_bytes_reset()
+    before = resident_bytes_reset()
     start = time.perf_counter()
     try:
         # What a loss prints goes to stderr: stdout carries the report (JSON, JUnit …).
@@ -62,38 +63,7 @@ def execute(problem: Problem, name: str, dtype: DType, timeout: float | None) ->
         outcome = _outcome(problem, output, seconds)
     except (Exception, SystemExit) as exc:  # the backend failed (a loss may even sys.exit)
         outcome = _failure(problem, exc, time.perf_counter() - start)
-    return dataclasses.replace(outcome, peak_bytes=_peak_since(before))
-
-
-def _status_bytes(field_name: str) -> int | None:
-    """A ``/proc/self/status`` figure (VmRSS, VmHWM) in bytes, or None (not Linux)."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith(field_name + ":"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def _resident_bytes_reset() -> int | None:
-    """This process's resident bytes now, its high-water mark reset to them (Linux ≥ 4.0:
-    ``5`` to /proc/self/clear_refs); None where that cannot be done."""
-    try:
-        with open("/proc/self/clear_refs", "w") as clear:
-            clear.write("5")
-    except OSError:
-        return None
-    return _status_bytes("VmRSS")
-
-
-def _peak_since(before: int | None) -> int | None:
-    """How far the high-water mark rose above ``before`` (resident bytes at the reset)."""
-    if before is None:
-        return None
-    peak = _status_bytes("VmHWM")
-    return None if peak is None else max(0, peak - before)
+    return dataclasses.replace(outcome, peak_bytes=peak_since(before))
 
 
 def start_world(problem: Problem, name: str, dtypes: list[DType], timeout: float | None):

@@ -110,13 +110,18 @@ def compact_cells(report: Report, timings: bool = True) -> list[str]:
     return [c for c in cells if c]
 
 
-def prints_whole(table: Table, width: int, cells: list[str]) -> bool:
-    """Whether every one of ``cells`` appears uncut when ``table`` is printed ``width`` wide
-    (rich folds what may fold, then crops what may not: a crop would cut a number)."""
+def printed(table: Table, width: int) -> str:
+    """``table`` as plain text ``width`` columns wide."""
     probe = Console(file=io.StringIO(), width=width, no_color=True)
     with probe.capture() as captured:
         probe.print(table)
-    text = captured.get()
+    return captured.get()
+
+
+def prints_whole(table: Table, width: int, cells: list[str]) -> bool:
+    """Whether every one of ``cells`` appears uncut when ``table`` is printed ``width`` wide
+    (rich folds what may fold, then crops what may not: a crop would cut a number)."""
+    text = printed(table, width)
     return all(cell in text for cell in cells)
 
 
@@ -287,10 +292,8 @@ def long_form(report: Report) -> list[Text]:
 
 def natural_width(table: Table) -> int:
     """The columns the table needs with nothing folded."""
-    probe = Console(file=io.StringIO(), width=100_000, no_color=True)
-    with probe.capture() as captured:
-        probe.print(table)
-    return max((len(line.rstrip()) for line in captured.get().splitlines()), default=0)
+    lines = printed(table, 100_000).splitlines()
+    return max((len(line.rstrip()) for line in lines), default=0)
 
 
 def render(
