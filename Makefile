@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.gradcmp-installed
 
-.PHONY: run test lint
+.PHONY: run test lint device-wheels
 
 $(STAMP): pyproject.toml constraints.txt setup.py gradcmp/_fastcsv.c
 	$(PYTHON) -m venv $(VENV)
@@ -22,3 +22,8 @@ lint: $(STAMP)
 
 test: lint
 	@$(BIN)/python -m pytest $(ARGS)
+
+# Wheels the GPU machine's image lacks (its Python 3.12), for scripts/gpu_check.sh.
+device-wheels:
+	$(BIN)/python -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
+	  --platform manylinux2014_x86_64 -d .device-wheels gmpy2==2.3.2 array-api-compat==1.16.0

@@ -12,7 +12,8 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .backends import DEFAULT_BACKENDS, parse_backends
+from .backends import BACKENDS, DEFAULT_BACKENDS, parse_backends
+from .backends.devices import MATMUL_PRECISIONS, check_cuda
 from .dtypes import parse_dtypes
 from .errors import Given, Option, UsageError, spelt_for_api
 from .judging import baseline as baseline_module
@@ -43,6 +44,8 @@ def compare(
     seed: int | None = None,
     timeout: float | None = None,
     accept: float | None = None,
+    device: str = "cpu",
+    matmul_precision: str = "default",
 ) -> Report:
     """Compute loss and gradient with each backend and hold them against the exact reference.
 
@@ -62,6 +65,10 @@ def compare(
         accept: for a port (a loss file with loss_torch and loss_jax), the relative
             difference between the sides accepted as intended (still reported); default
             the file's ``ACCEPT``, else 0.
+        device: ``"cuda"`` runs every torch and JAX backend on the GPU (one backend:
+            ``"torch-grad@cuda"``); the others, and the reference, stay on the CPU.
+        matmul_precision: ``"highest"`` turns TF32 off for the GPU backends' float32
+            products; ``"default"`` keeps each framework's own setting.
 
     Returns:
         The Report: ``.verdict``, ``.results``, ``.exit_code``, ``.to_dict()`` (the JSON report).
@@ -102,6 +109,8 @@ def compare(
         params or (),
         strict,
         timeout,
+        device=device,
+        matmul_precision=matmul_precision,
     )
 
 
@@ -119,9 +128,24 @@ def run_from_options(
     timeout: float | None = None,
     workers: bool = False,
     accept: float | None = None,
+    device: str = "cpu",
+    matmul_precision: str = "default",
 ) -> Report:
     chosen = _model(model, loss, model_options or {}, accept)
-    report = _run(data, None, target, chosen, backends, dtypes, params, strict, timeout, workers)
+    report = _run(
+        data,
+        None,
+        target,
+        chosen,
+        backends,
+        dtypes,
+        params,
+        strict,
+        timeout,
+        workers,
+        device=device,
+        matmul_precision=matmul_precision,
+    )
     if baseline:
         saved = baseline_module.load(baseline)
         comparison = baseline_module.compare_with(report, saved, baseline)
@@ -187,8 +211,17 @@ def _run(
     strict,
     timeout=None,
     workers=False,
+    device="cpu",
+    matmul_precision="default",
 ) -> Report:
-    backend_names = parse_backends(backends) if backends is not None else list(DEFAULT_BACKENDS)
+    if matmul_precision not in MATMUL_PRECISIONS:
+        raise UsageError(
+            (Given("matmul_precision", repr(matmul_precision), matmul_precision), " is unknown"),
+            hint=f"choose from {', '.join(MATMUL_PRECISIONS)}",
+        )
+    given = backends if backends is not None else ",".join(DEFAULT_BACKENDS)
+    backend_names = parse_backends(given, device)
+    check_cuda(backend_names, BACKENDS)  # one line, exit 3, before any work
     chosen_dtypes = parse_dtypes(dtypes)
     start = time.perf_counter()
     if arrays is not None:
@@ -199,7 +232,9 @@ def _run(
     if chosen_model.validate is not None:
         chosen_model.validate(dataset)
     initial = Params.from_arrays(chosen_model.initial_params(dataset))
-    problem = Problem(chosen_model, dataset, _with_params(initial, params))
+    problem = Problem(
+        chosen_model, dataset, _with_params(initial, params), matmul_precision=matmul_precision
+    )
     if chosen_model.source != "built-in" and chosen_model.loss is not None:
         lossfile.preflight(problem)
     report = run(

@@ -76,8 +76,6 @@ class GradcmpGroup(click.Group):
         return code
 
 
-
-
 @click.group(cls=GradcmpGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="gradcmp", prog_name="gradcmp")
 @debug_option
@@ -125,6 +123,22 @@ def cli() -> None:
     help="Backends (gradcmp backends), comma-separated or repeated; 'all' for every "
     "single-process one; a world of N ranks by name, torch-ddp:4 "
     "[default: native,torch-grad,torch-backward,jax-grad].",
+)
+@click.option(
+    "--device",
+    type=click.Choice(["cpu", "cuda"]),
+    default="cpu",
+    show_default=True,
+    help="Where the torch and JAX backends compute; one backend alone: -b torch-grad@cuda. "
+    "The reference and the bound are the same on every device.",
+)
+@click.option(
+    "--matmul-precision",
+    type=click.Choice(["default", "highest"]),
+    default="default",
+    show_default=True,
+    help="GPU float32 products: each framework's own setting (TF32 where it allows it), or "
+    "highest (TF32 off in torch and JAX).",
 )
 @click.option(
     "--dtype",
@@ -214,6 +228,8 @@ def run(
     seed,
     loss_path,
     backend_list,
+    device,
+    matmul_precision,
     dtype_list,
     param_list,
     output_format,
@@ -254,6 +270,8 @@ def run(
         timeout=timeout,
         workers=workers,
         accept=accept,
+        device=device,
+        matmul_precision=matmul_precision,
     )
     api.write_outputs(
         report, output_format, output, report_dir, save_baseline, json_detail, timings, detail

@@ -114,8 +114,17 @@ def selftest(backend_list, ports, distributed) -> int:
     default="table",
     show_default=True,
 )
+@click.option(
+    "--device",
+    type=click.Choice(["cpu", "cuda"]),
+    default="cpu",
+    show_default=True,
+    help="Where the torch and JAX backends compute (-b torch-grad@cuda: one alone), and "
+    "whose roofline the table shows: cuda measures the GPU's read bandwidth and float32 "
+    "matmul TFLOP/s (TF32 and not).",
+)
 @debug_option
-def bench(rows_text, backend_list, dtype_list, features, repeat, plot_path, output_format):
+def bench(rows_text, backend_list, dtype_list, features, repeat, plot_path, output_format, device):
     """Time each backend's loss-and-gradient call on random data of growing size.
 
     Per backend × dtype × size: median and spread of the call (jit compile apart), the peak
@@ -134,6 +143,7 @@ def bench(rows_text, backend_list, dtype_list, features, repeat, plot_path, outp
         repeat,
         plot_path,
         output_format,
+        device,
     )
 
 

@@ -38,20 +38,53 @@ def describe() -> dict:
         "jax": _version("jax"),
         "jaxlib": _version("jaxlib"),
         "device": "cpu",
+        **dict.fromkeys(GPU_FIELDS),
+        "xla_flags": os.environ.get("XLA_FLAGS"),
     }
     env.update(framework_state())
     return env
 
 
+# What changes a GPU's numbers, recorded for every run (None: that framework did not run, or
+# ran on no GPU): the device, CUDA and cuDNN, TF32 and matmul precision, determinism.
+GPU_FIELDS = (
+    "cuda_device",
+    "cuda_version",
+    "cudnn_version",
+    "torch_allow_tf32_matmul",
+    "torch_allow_tf32_cudnn",
+    "torch_fp32_precision_matmul",
+    "torch_float32_matmul_precision",
+    "torch_deterministic_algorithms",
+    "torch_cudnn_deterministic",
+    "torch_cudnn_benchmark",
+    "jax_default_matmul_precision",
+    "jax_cuda_plugin",
+)
+
+
 def framework_state() -> dict:
     """torch's threads and default dtype, JAX's global x64 setting: only for a framework this
     process imported (a worker process reports its own)."""
+    from .backends import devices
+
     env: dict = {}
     if "torch" in sys.modules:
         torch = sys.modules["torch"]
         env["torch_threads"] = torch.get_num_threads()
         env["torch_default_dtype"] = str(torch.get_default_dtype()).replace("torch.", "")
+        env.update(devices.precision_settings("torch"))
+        env["cuda_version"] = torch.version.cuda
+        env["cudnn_version"] = devices._read(torch.backends.cudnn.version)
+        env["torch_deterministic_algorithms"] = torch.are_deterministic_algorithms_enabled()
+        env["torch_cudnn_deterministic"] = bool(torch.backends.cudnn.deterministic)
+        env["torch_cudnn_benchmark"] = bool(torch.backends.cudnn.benchmark)
     if "jax" in sys.modules:
         env["jax_x64_default"] = bool(sys.modules["jax"].config.jax_enable_x64)
         env["jax_x64_float64_backends"] = True  # float64 backends run under a scoped enable_x64
+        env.update(devices.precision_settings("jax"))
+        env["jax_cuda_plugin"] = devices._jax_cuda_plugin()
+    if devices.USED:  # the GPUs this process's backends computed on (devices.py)
+        env["device"] = "cuda"
+        env["cuda_device"] = ", ".join(sorted(set(devices.USED.values())))
     return env

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 import numpy as np
@@ -38,18 +39,36 @@ def _element_names(name: str, shape: tuple[int, ...]) -> tuple[str, ...]:
 class Params:
     """Initial parameter values: float64 arrays plus the exact value of every element.
 
-    ``exact`` differs from ``values`` only where a decimal given as text (``--param theta1=0.1``,
-    ``params=["theta1=0.1"]``) is not a float64; then the exact value is what the user asked for.
+    The exact value differs from the float64 one only where a decimal given as text
+    (``--param theta1=0.1``, ``params=["theta1=0.1"]``) or a Python integer beyond 2**53 is not
+    a float64; ``written`` holds those elements (name → flat index → exact value), and
+    ``exact`` makes a ``Fraction`` per element only when asked (10⁵ of them cost 0.3 s).
     """
 
     values: Mapping[str, np.ndarray]
-    exact: Mapping[str, tuple[Fraction, ...]]
+    written: Mapping[str, Mapping[int, Fraction]] = field(default_factory=dict)
 
     @classmethod
     def from_arrays(cls, values: Mapping[str, np.ndarray]) -> Params:
-        arrays = {k: np.asarray(v, dtype=np.float64) for k, v in values.items()}
-        exact = {k: tuple(Fraction(x) for x in a.ravel().tolist()) for k, a in arrays.items()}
-        return cls(arrays, exact)
+        return cls({k: np.asarray(v, dtype=np.float64) for k, v in values.items()})
+
+    @functools.cached_property
+    def exact(self) -> dict[str, tuple[Fraction, ...]]:
+        """The exact value of every element (flattened, C order)."""
+        exact = {}
+        for k, a in self.values.items():
+            given = self.written.get(k, {})
+            exact[k] = tuple(
+                given[i] if i in given else Fraction(x) for i, x in enumerate(a.ravel().tolist())
+            )
+        return exact
+
+    @property
+    def exact_is_float64(self) -> bool:
+        """Whether every exact value is its float64 (nothing written beyond float64)."""
+        return not any(self.written.values()) and all(
+            np.isfinite(v).all() for v in self.values.values()
+        )
 
     @property
     def names(self) -> list[str]:
@@ -70,11 +89,40 @@ class Params:
             for k, v in self.as_dtype(dtype).items()
         }
 
+    def rounding(self, dtype: DType) -> tuple[int, int, float]:
+        """(elements, rounded, largest relative change) of the values received in ``dtype``
+        against the values as written.
+
+        Elements written as float64 are measured in float64: the received value r is 0 or
+        within a factor 2 of the written v (round to nearest), so r − v is exact (Sterbenz)
+        and the relative change is rounded once, as ``to_float`` of the exact ratio would be.
+        The few written beyond float64 are measured exactly.
+        """
+        received = self.as_dtype(dtype)
+        count, rounded, largest = 0, 0, 0.0
+        for k, v in self.values.items():
+            r = received[k].astype(np.float64).ravel()
+            v = v.ravel()
+            count += v.size
+            given = self.written.get(k, {})
+            plain = np.ones(v.size, dtype=bool)
+            plain[list(given)] = False
+            moved = plain & np.isfinite(r) & (r != v)
+            if moved.any():
+                rounded += int(moved.sum())
+                largest = max(largest, float((np.abs(r - v)[moved] / np.abs(v)[moved]).max()))
+            for i, exact in given.items():
+                value = float(r[i])
+                if math.isfinite(value) and Fraction(value) != exact:
+                    rounded += 1
+                    largest = max(largest, float(abs(Fraction(value) - exact) / abs(exact)))
+        return count, rounded, largest
+
     def with_values(self, given: Mapping[str, object]) -> Params:
         """Set whole parameters from Python numbers or arrays (the Python API). Floats are
         taken as the binary numbers they are; integers exactly, even beyond 2**53."""
         values = {k: v.copy() for k, v in self.values.items()}
-        exact = {k: list(v) for k, v in self.exact.items()}
+        written = {k: dict(v) for k, v in self.written.items()}
         for name, value in given.items():
             if name not in values:
                 known = ", ".join(self.names)
@@ -93,13 +141,17 @@ class Params:
             if not np.isfinite(as_float).all():
                 raise UsageError(f"parameter {name} is not finite", option="params")
             values[name] = as_float.reshape(values[name].shape)
-            exact[name] = [Fraction(v) for v in flat]
-        return Params(values, {k: tuple(v) for k, v in exact.items()})
+            written[name] = {
+                i: Fraction(v)
+                for i, (v, f) in enumerate(zip(flat, as_float.tolist()))
+                if isinstance(v, int) and v != f
+            }
+        return Params(values, written)
 
     def with_overrides(self, assignments: Iterable[str]) -> Params:
         """Apply ``NAME=VALUE`` strings (``theta1=0.5``, ``w[2]=1``, ``w=1,2,3``)."""
         values = {k: v.copy() for k, v in self.values.items()}
-        exact = {k: list(v) for k, v in self.exact.items()}
+        written = {k: dict(v) for k, v in self.written.items()}
         for assignment in assignments:
             target, numbers = _parse_assignment(assignment)
             match = ELEMENT.match(target)
@@ -127,8 +179,12 @@ class Params:
                     )
             for position, (as_float, as_fraction) in zip(positions, numbers):
                 array.reshape(-1)[position] = as_float
-                exact[name][position] = as_fraction
-        return Params(values, {k: tuple(v) for k, v in exact.items()})
+                given = written.setdefault(name, {})
+                if Fraction(as_float) != as_fraction:
+                    given[position] = as_fraction
+                else:
+                    given.pop(position, None)
+        return Params(values, written)
 
 
 def _given(assignment: str) -> Given:

@@ -18,6 +18,9 @@ class Problem:
     model: Model
     data: Dataset
     params: Params
+    # How a GPU backend computes float32 matrix products: "default" (each framework's own
+    # setting, TF32 where it allows it) or "highest" (full float32; backends/devices.py).
+    matmul_precision: str = "default"
     _inputs: dict = field(default_factory=dict, repr=False, compare=False)
 
     def inputs(self, dtype: DType) -> tuple[np.ndarray, np.ndarray]:

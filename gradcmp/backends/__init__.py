@@ -6,6 +6,7 @@ from __future__ import annotations
 from ..errors import UsageError
 from .base import Backend, Output, missing_modules
 from .complex_step import ComplexStep
+from .devices import DEVICES, OnDevice, can_move, split_device
 from .distributed import ENGINES, parse_distributed
 from .finite_diff import FiniteDiff
 from .jax_fwd import JaxFwd
@@ -22,7 +23,13 @@ class _Registry(dict):
     """Backends by name; a distributed one (``torch-ddp:4``) is made when first named."""
 
     def __missing__(self, name: str) -> Backend:
-        backend = parse_distributed(name)
+        base, device = split_device(name)
+        if device is not None:
+            if device not in DEVICES or base not in self or not can_move(self[base]):
+                raise KeyError(name)
+            backend = self[base] if device == "cpu" else OnDevice(self[base], device)
+        else:
+            backend = parse_distributed(name)
         if backend is None:
             raise KeyError(name)
         self[name] = backend
@@ -56,21 +63,37 @@ DEFAULT_BACKENDS = ("native", "torch-grad", "torch-backward", "jax-grad")
 REFERENCE_NAME = "exact"
 
 
-def parse_backends(text: str) -> list[str]:
-    """``"native,torch-grad"`` → registered names in the order given, duplicates dropped."""
+def parse_backends(text: str, device: str = "cpu") -> list[str]:
+    """``"native,torch-grad"`` → registered names in the order given, duplicates dropped.
+
+    ``device`` (``--device``) moves every torch and JAX backend not given a device of its own
+    (``torch-grad@cuda``) there; the others compute on the CPU. ``@cpu`` is the plain name.
+    """
+    if device not in DEVICES:
+        raise UsageError(
+            f"unknown device {device!r}", hint=f"choose from {', '.join(DEVICES)}", option="device"
+        )
     chosen: list[str] = []
     names = [raw.strip() for raw in text.split(",")]
     if not any(names):
         raise UsageError(
-            "no backend named", hint=f"choose from {', '.join(BACKENDS)}", option="backends"
+            "no backend named", hint=f"choose from {', '.join(SINGLE_PROCESS)}", option="backends"
         )
     for name in names:
         if name == REFERENCE_NAME:
             continue
+        base, on = split_device(name)
+        if on is not None:
+            name = _on_device(name, base, on)
+        elif device != "cpu" and name in BACKENDS and can_move(BACKENDS[name]):
+            name = f"{name}@{device}"
         if name == "all":  # every single-process backend; a world is asked for by name
-            chosen.extend(b for b in SINGLE_PROCESS if b not in chosen)
+            every = [_placed(b, device) for b in SINGLE_PROCESS]
+            chosen.extend(b for b in every if b not in chosen)
             continue
-        if name not in BACKENDS and parse_distributed(name) is None:
+        if "@" in name:
+            BACKENDS[name]  # registered on first use (checked by _on_device)
+        elif name not in BACKENDS and parse_distributed(name) is None:
             known = ", ".join([*SINGLE_PROCESS, *(f"{e}:N" for e in ENGINES)])
             raise UsageError(
                 f"unknown backend {name!r}", hint=f"choose from {known}", option="backends"
@@ -82,10 +105,38 @@ def parse_backends(text: str) -> list[str]:
     if not chosen:
         raise UsageError(
             "exact is the reference, which always runs: name a backend to compare with it",
-            hint=f"choose from {', '.join(BACKENDS)}",
+            hint=f"choose from {', '.join(SINGLE_PROCESS)}",
             option="backends",
         )
     return chosen
+
+
+def _placed(name: str, device: str) -> str:
+    """A registered backend's name on ``device`` where it can move there."""
+    return f"{name}@{device}" if device != "cpu" and can_move(BACKENDS[name]) else name
+
+
+def _on_device(name: str, base: str, device: str) -> str:
+    """``torch-grad@cuda`` checked: a known device, a backend that can move there."""
+    if device not in DEVICES:
+        raise UsageError(
+            f"unknown device {device!r} in {name!r}",
+            hint=f"devices are {', '.join(DEVICES)}",
+            option="backends",
+        )
+    if base not in BACKENDS and parse_distributed(base) is None:
+        known = ", ".join(SINGLE_PROCESS)
+        raise UsageError(
+            f"unknown backend {base!r}", hint=f"choose from {known}", option="backends"
+        )
+    if not can_move(BACKENDS[base]):
+        movable = ", ".join(b for b in SINGLE_PROCESS if can_move(BACKENDS[b]))
+        raise UsageError(
+            f"{base} computes on the CPU only: it cannot run {name!r}",
+            hint=f"a device is for the torch and JAX backends: {movable}",
+            option="backends",
+        )
+    return base if device == "cpu" else name
 
 
 __all__ = [

@@ -8,6 +8,7 @@ result does not depend on it.
 
 from __future__ import annotations
 
+import contextlib
 from contextlib import contextmanager
 
 import numpy as np
@@ -23,25 +24,32 @@ def jax_inputs(problem: Problem, dtype: DType):
     import jax
     import jax.numpy as jnp
 
+    from .devices import jax_device
+
+    device = jax_device()  # None (JAX's default), or the GPU of ``jax-grad@cuda`` (devices.py)
     X_np, y_np = problem.inputs(dtype)
-    with jax.enable_x64(dtype.name == "float64"):
-        X, y = _in_place(X_np), _in_place(y_np)
+    placed = jax.default_device(device) if device is not None else contextlib.nullcontext()
+    with jax.enable_x64(dtype.name == "float64"), placed:
+        X, y = _in_place(X_np, device), _in_place(y_np, device)
         params = {k: jnp.asarray(v) for k, v in problem.params.as_dtype(dtype).items()}
+        if device is not None:
+            params = jax.device_put(params, device)
         loss_fn, side = problem.model.loss_for("jax", jnp)
         yield params, X, y, loss_fn, side
 
 
-def _in_place(array: np.ndarray):
+def _in_place(array: np.ndarray, device=None):
     """A JAX array of ``array``: on a CPU, ``jax.device_put`` uses a 64-byte aligned numpy
     array's memory in place (the inputs are made page-aligned, pages.py), where
     ``jnp.asarray`` copies it; an array JAX would convert (int64 labels with x64 off) is
-    converted, as ``jnp.asarray`` does. The inputs are read-only: nothing writes to them."""
+    converted, as ``jnp.asarray`` does. The inputs are read-only: nothing writes to them.
+    On a GPU, the one copy there."""
     import jax
     import jax.numpy as jnp
 
     if array.dtype != jax.dtypes.canonicalize_dtype(array.dtype):
-        return jnp.asarray(array)
-    return jax.device_put(array)
+        return jax.device_put(jnp.asarray(array), device)
+    return jax.device_put(array, device)
 
 
 def check_dtype(loss: np.ndarray, dtype: DType) -> None:

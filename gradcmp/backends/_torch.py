@@ -13,22 +13,29 @@ def torch_inputs(problem: Problem, dtype: DType, leaves: bool = True):
 
     X and y share memory with gradcmp's read-only numpy arrays (``torch.from_numpy``); torch
     warns about non-writable arrays, which is harmless here because the loss never writes.
+    On a GPU (``torch-grad@cuda``, devices.py) they are copied there, the same values.
     """
     import warnings
 
     import torch
 
+    from .devices import torch_device
+
+    device = torch_device()
     X, y = problem.inputs(dtype)
     if dtype.name == "bfloat16":  # numpy has no bfloat16 torch can share: via float32, exactly
 
         def tensor(a):
-            return torch.from_numpy(a.astype("float32")).to(torch.bfloat16)
+            return torch.from_numpy(a.astype("float32")).to(device=device, dtype=torch.bfloat16)
     else:
-        tensor = torch.from_numpy
+
+        def tensor(a):
+            return torch.from_numpy(a).to(device)  # on the CPU, the same memory
+
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         X_t = tensor(X)
-        y_t = torch.from_numpy(y) if y.dtype.kind in "iu" else tensor(y)  # labels stay integers
+        y_t = torch.from_numpy(y).to(device) if y.dtype.kind in "iu" else tensor(y)  # labels
     params = {
         k: tensor(v).requires_grad_(leaves) for k, v in problem.params.as_dtype(dtype).items()
     }
@@ -39,7 +46,7 @@ def to_numpy(tensor):
     """A result as a numpy float64 array (widening is exact; numpy has no bfloat16)."""
     import torch
 
-    return tensor.detach().to(torch.float64).numpy()
+    return tensor.detach().to(torch.float64).cpu().numpy()
 
 
 def torch_loss(problem: Problem):

@@ -39,6 +39,10 @@ class Output:
     world: dict | None = None
     rank_grads: tuple[Mapping[str, Any], ...] = ()
     extra_roundings: int = 0
+    # Where it computed (devices.py), and the framework settings that decide how a GPU
+    # rounds float32 products there (TF32, JAX's default matmul precision).
+    device: str = "cpu"
+    settings: Mapping[str, Any] | None = None
 
 
 class Backend(Protocol):

@@ -7,9 +7,11 @@ forked process of its own (its framework imported there, nothing left behind for
 one call first (for jax-jit: the compilation, reported apart) and then ``repeat`` timed
 calls. Reported per backend × dtype × size: the median and spread of the call's time, the
 compile time, the peak memory the calls added, and the fraction of the bandwidth limit: the
-time a single read of the inputs takes at the read bandwidth measured at start (numpy summing a
-256 MB array), divided by the median. 100 % would be a backend that reads its inputs once at
-full speed and does nothing else; real gradients read them at least twice.
+time a single read of the inputs takes at the read bandwidth measured at start (the device's
+roofline, roofline.py: numpy summing a 256 MB array; ``--device cuda``: torch summing 1 GiB on
+the GPU, and its float32 matmul TFLOP/s with TF32 and without), divided by the median. 100 %
+would be a backend that reads its inputs once at full speed and does nothing else; real
+gradients read them at least twice.
 
 A distributed backend (``torch-ddp:4``, ``jax-sharded:2`` …) starts a world per call: it is
 timed by worlds.py instead — ``repeat`` worlds per size, the engine's own time per
@@ -30,6 +32,7 @@ import numpy as np
 from ..backends import BACKENDS
 from ..backends.base import SkipBackend
 from ..bench.measurement import Measurement, unmeasured
+from ..bench.roofline import BANDWIDTH_BYTES, Roofline, read_bandwidth  # noqa: F401
 from ..dtypes import DType
 from ..errors import one_line
 from ..judging.memory import peak_since, resident_bytes_reset
@@ -39,19 +42,7 @@ from ..models import get_model
 from ..params import Params
 from ..problem import Problem
 
-BANDWIDTH_BYTES = 256 * 2**20
 REFERENCE = "exact"  # -b exact: time the exact reference too
-
-
-def read_bandwidth(repeat: int = 5) -> float:
-    """Bytes per second numpy reads: the best of ``repeat`` sums of a 256 MB array."""
-    array = np.ones(BANDWIDTH_BYTES // 8)
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        array.sum()
-        best = min(best, time.perf_counter() - start)
-    return array.nbytes / best
 
 
 def make_problem(rows: int, features: int = 1, seed: int = 0) -> Problem:
@@ -160,13 +151,17 @@ def run_bench(
     repeat: int,
     features: int = 1,
     progress: Callable[[Measurement], None] = lambda m: None,
-) -> tuple[float, list[Measurement]]:
-    """(read bandwidth in bytes/s, one Measurement per backend × dtype × size). Distributed
-    backends (``torch-ddp:4``) run worlds of their own, measured last (worlds.py)."""
+    device: str = "cpu",
+) -> tuple[Roofline, list[Measurement]]:
+    """(the roofline of ``device``, one Measurement per backend × dtype × size). Distributed
+    backends (``torch-ddp:4``) run worlds of their own, measured last (worlds.py). On cuda
+    the roofline is measured in a forked process: this one never initialises CUDA."""
+    from ..bench import roofline as rooflines
     from ..bench.worlds import is_world, run_worlds
 
     worlds = [n for n in backends if n != REFERENCE and is_world(n)]
-    bandwidth = read_bandwidth()
+    roofline = rooflines.measure(device)
+    bandwidth = roofline.bandwidth_bytes_per_second
     problems = [make_problem(n, features) for n in sizes]
     for problem in problems:  # made here once, shared with every child's pages
         for dtype in dtypes:
@@ -211,14 +206,18 @@ def run_bench(
                         measurements.append(died)
                         progress(died)
     measurements += run_worlds(problems, worlds, dtypes, repeat, progress)
-    return bandwidth, measurements
+    return roofline, measurements
 
 
-def to_dict(bandwidth: float, measurements: list[Measurement], repeat: int) -> dict:
+def to_dict(roofline: Roofline | float, measurements: list[Measurement], repeat: int) -> dict:
+    """The JSON report; ``roofline`` a bare read bandwidth (bytes/s) for the cpu's."""
     from .. import environment
+    from ..bench.roofline import cpu_name
 
+    if not isinstance(roofline, Roofline):
+        roofline = Roofline("cpu", cpu_name(), float(roofline))
     return {
-        "bandwidth_bytes_per_second": bandwidth,
+        **roofline.to_dict(),
         "repeat": repeat,
         "environment": environment.describe(),
         "results": [

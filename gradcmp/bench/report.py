@@ -24,7 +24,9 @@ def parse_rows(text: str) -> list[int]:
     return sizes
 
 
-def run_and_report(sizes, backends, dtypes, features, repeat, plot_path, output_format) -> int:
+def run_and_report(
+    sizes, backends, dtypes, features, repeat, plot_path, output_format, device="cpu"
+) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from .. import bench
@@ -35,7 +37,7 @@ def run_and_report(sizes, backends, dtypes, features, repeat, plot_path, output_
     names = [n.strip() for n in backends.split(",")] if backends else list(DEFAULT_BACKENDS)
     with_reference = REFERENCE_NAME in names
     chosen = [n for n in names if n != REFERENCE_NAME]
-    chosen = parse_backends(",".join(chosen)) if chosen else []
+    chosen = parse_backends(",".join(chosen), device) if chosen else []
     chosen_dtypes = parse_dtypes(dtypes)
     if plot_path is not None:
         from pathlib import Path
@@ -58,6 +60,8 @@ def run_and_report(sizes, backends, dtypes, features, repeat, plot_path, output_
     timed = runnable + ([bench.REFERENCE] if with_reference else [])
     if not timed:
         raise UsageError("no backend to time is installed", hint="see 'gradcmp backends'")
+    if device == "cuda":
+        check_device(runnable, BACKENDS)
 
     total = len(timed) * len(sizes) * len(chosen_dtypes)
     stderr = console_for(sys.stderr)
@@ -70,7 +74,7 @@ def run_and_report(sizes, backends, dtypes, features, repeat, plot_path, output_
         disable=not stderr.is_terminal,
         auto_refresh=False,  # no refresh thread: the benchmark forks its processes
     ) as progress:
-        task = progress.add_task("measuring read bandwidth", total=total)
+        task = progress.add_task(f"measuring the {device} roofline", total=total)
 
         def advance(m: bench.Measurement) -> None:
             progress.update(task, advance=1, description=f"{m.backend} {m.dtype} {m.rows:,} rows")
@@ -78,8 +82,8 @@ def run_and_report(sizes, backends, dtypes, features, repeat, plot_path, output_
 
         progress.refresh()
         try:
-            bandwidth, measurements = bench.run_bench(
-                sizes, timed, chosen_dtypes, repeat, features, progress=advance
+            roofline, measurements = bench.run_bench(
+                sizes, timed, chosen_dtypes, repeat, features, progress=advance, device=device
             )
         except MemoryError:
             largest = max(sizes)
@@ -88,14 +92,30 @@ def run_and_report(sizes, backends, dtypes, features, repeat, plot_path, output_
                 hint="give smaller --rows",
             ) from None
     if output_format == "json":
-        report = bench.to_dict(bandwidth, measurements, repeat)
+        report = bench.to_dict(roofline, measurements, repeat)
         report["not_installed"] = skipped
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
     else:
-        render(bandwidth, measurements, repeat, skipped, console_for(sys.stdout))
+        render(roofline, measurements, repeat, skipped, console_for(sys.stdout))
     if plot_path is not None:
-        bench.plot(measurements, bandwidth, plot_path)
+        bench.plot(measurements, roofline.bandwidth_bytes_per_second, plot_path)
     return 3 if any(m.status == "failed" for m in measurements) else 0
+
+
+def check_device(names, backends) -> None:
+    """One line and exit 3 before any work where this machine cannot serve ``--device cuda``:
+    a backend's framework without a CUDA build, or no CUDA torch to measure the roofline."""
+    from ..backends.devices import check_cuda, cuda_missing
+    from ..errors import BackendError
+
+    check_cuda(names, backends)
+    why = cuda_missing({"torch"})
+    if why is not None:
+        raise BackendError(
+            f"--device cuda: no CUDA here to measure the roofline: {why}",
+            hint="run on a machine with an NVIDIA GPU and a CUDA build of torch, "
+            "or use --device cpu",
+        )
 
 
 def _seconds(s: float | None) -> str:
@@ -110,15 +130,20 @@ def _megabytes(n: int | None) -> str:
     return "n/a" if n is None else f"{n / 2**20:.1f} MB"
 
 
-def render(bandwidth, measurements, repeat, skipped, console) -> None:
+def render(roofline, measurements, repeat, skipped, console) -> None:
+    """The table; ``roofline`` a Roofline, or a bare read bandwidth (bytes/s) for the cpu's."""
     from rich.table import Table
+
+    from .roofline import Roofline, cpu_name
+
+    if not isinstance(roofline, Roofline):
+        roofline = Roofline("cpu", cpu_name(), float(roofline))
 
     singles = [m for m in measurements if m.world_size is None]
     worlds = [m for m in measurements if m.world_size is not None]
     if singles:
         console.print(
-            f"read bandwidth {bandwidth / 1e9:.1f} GB/s (numpy sum of 256 MB, best of 5); "
-            f"{repeat} timed calls each, after one untimed first call",
+            f"{roofline.describe()}; {repeat} timed calls each, after one untimed first call",
             highlight=False,
         )
         table = Table(*_SINGLE_COLUMNS)

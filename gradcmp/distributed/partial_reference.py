@@ -82,12 +82,7 @@ def _without_params(counts: InputRounding, problem) -> InputRounding:
 
     from ..dtypes import DTYPES
 
-    received = problem.params.as_dtype(DTYPES[counts.dtype])
-    values = rounded = 0
-    for k, exact_values in problem.params.exact.items():
-        for exact, value in zip(exact_values, received[k].ravel().tolist()):
-            values += 1
-            rounded += math.isfinite(float(value)) and Fraction(float(value)) != exact
+    values, rounded, _ = problem.params.rounding(DTYPES[counts.dtype])
     return dataclasses.replace(
         counts, values=counts.values - values, rounded=counts.rounded - rounded
     )

@@ -17,6 +17,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from ..backends.devices import split_device
 from ..distributed.consensus import rank_status
 from ..dtypes import DTYPES, DType
 from ..problem import Problem
@@ -37,6 +38,7 @@ from .agreement import (
     worst,
 )
 from .execute import OK, Outcome
+from .precision import reduced_precision_note
 
 # Results with more outputs than this are judged at array speed (None: never).
 ARRAY_THRESHOLD: int | None = 256
@@ -60,6 +62,9 @@ class Result:
     reference: str = ""  # what it was judged against: exact, highprec, or a side (loss_jax)
     # A distributed backend's world: size, engine, comm, rows per shard, per-rank status.
     world: dict | None = None
+    # Where it computed, and the settings that decide a GPU's float32 products there.
+    device: str = "cpu"
+    settings: dict | None = None
 
 
 def _note_jit_versus_eager(results: list[Result], reference: Reference) -> list[Result]:
@@ -95,7 +100,14 @@ def judge(
     problem: Problem, reference: Reference, name: str, dtype: DType, outcome: Outcome
 ) -> Result:
     if outcome.status != OK:
-        return Result(name, dtype.name, outcome.status, seconds=outcome.seconds, note=outcome.note)
+        return Result(
+            name,
+            dtype.name,
+            outcome.status,
+            seconds=outcome.seconds,
+            note=outcome.note,
+            device=split_device(name)[1] or "cpu",
+        )
     output, loss, grads, seconds = outcome.output, outcome.loss, outcome.grads, outcome.seconds
     judged_by, exact = reference.for_side(output.side, dtype.name)
     truth, rows = exact.outputs(), problem.data.rows
@@ -135,6 +147,10 @@ def judge(
             "(0/0, 0·∞, ∞ − ∞, 0·log 0)"
         )
     elif verdict == DISAGREE and (
+        reduced := reduced_precision_note(errors, dtype, output.device, output.settings)
+    ):
+        why = f"{why}: {reduced}"
+    elif verdict == DISAGREE and (
         kind := bug_kind(values, exact.floats(), rows, tol=_tolerance(dtype))
     ):
         why = f"{why} ({kind})"
@@ -170,6 +186,8 @@ def judge(
         side=output.side if problem.model.source != "built-in" else "",
         reference=judged_by,
         world=world,
+        device=output.device,
+        settings=dict(output.settings) if output.settings else None,
     )
 
 

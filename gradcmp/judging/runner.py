@@ -192,7 +192,11 @@ def run(
         reference=reference,
         results=results,
         timings=timings,
-        environment={**environment.describe(), **from_workers.environment},
+        environment={
+            **environment.describe(),
+            **from_workers.environment,
+            "matmul_precision": problem.matmul_precision,
+        },
         strict=strict,
         port=_port(problem, reference, results),
     )

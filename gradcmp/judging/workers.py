@@ -206,6 +206,7 @@ def _work(
             continue
         connection.send(("begin", (name, dtype), time.monotonic()))
         outcome = execute(name, dtype)
+        connection.send(("environment", framework_state()))  # the GPU a call used, too
         connection.send(("done", (name, dtype), outcome, time.monotonic()))
     connection.close()
 

@@ -11,7 +11,6 @@ answer.
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -109,7 +108,7 @@ def compute_reference(
         for dtype in dtypes:
             same = next((d for d in by_dtype if same_inputs(problem, d, dtype.name)), None)
             by_dtype[dtype.name] = by_dtype[same] if same else for_dtype(dtype)
-        written_is_float64 = data.written_in_float64 and _exact_is_float64(params)
+        written_is_float64 = data.written_in_float64 and params.exact_is_float64
         if written_is_float64 and FLOAT64.name in by_dtype:
             as_written = by_dtype[FLOAT64.name]
         elif written_is_float64:
@@ -195,22 +194,6 @@ def _fallback_in_child(problem: Problem, why: str, timeout: float | None):
             where=problem.model.source,
             hint="each side's program fails here: run it alone to see why",
         ) from None
-
-
-def _exact_is_float64(params) -> bool:
-    """``params.exact == params.exact_as_dtype(FLOAT64)``, without a Fraction per element: each
-    exact value is its float64 (as_integer_ratio and a Fraction are both in lowest terms)."""
-    for k, exact in params.exact.items():
-        values = np.asarray(params.values[k], dtype=np.float64).ravel().tolist()
-        if len(values) != len(exact):
-            return False
-        for x, q in zip(values, exact):
-            if not math.isfinite(x):
-                return False
-            numerator, denominator = x.as_integer_ratio()
-            if numerator != q.numerator or denominator != q.denominator:
-                return False
-    return True
 
 
 HIGHPREC_NAME = "highprec"

@@ -124,13 +124,8 @@ def rounding(
                 rounded += int(moved.sum())
                 max_rel = max(max_rel, float((np.abs(r - v)[moved] / np.abs(v)[moved]).max()))
             release(v)  # a memory-mapped master's pages (pages.py)
-    received_params = params.as_dtype(dtype)
-    for k, exact_values in params.exact.items():  # few: exactly, against what was written
-        for exact, value in zip(exact_values, received_params[k].ravel().tolist()):
-            value = float(value)
-            if math.isfinite(value) and not _is(value, exact):
-                rounded += 1
-                max_rel = max(max_rel, to_float(abs(Fraction(value) - exact) / abs(exact)))
+    _, params_rounded, params_rel = params.rounding(dtype)  # against what was written
+    rounded, max_rel = rounded + params_rounded, max(max_rel, params_rel)
     # ... plus the decimals that float64 itself could not hold (exact, from the text). Such a
     # value is rounded in every dtype; count it here unless the mask above already did.
     written = [
@@ -152,13 +147,6 @@ def rounding(
     values = X.size + y.size + sum(v.size for v in params.values.values())
     shift_abs, shift_rel = _shifts_of_arrays(as_written, received)
     return InputRounding(dtype.name, values, rounded, max_rel, shift_abs, shift_rel)
-
-
-def _is(value: float, exact) -> bool:
-    """float ``value`` == the rational ``exact``, without making a Fraction (both in lowest
-    terms)."""
-    numerator, denominator = value.as_integer_ratio()
-    return numerator == exact.numerator and denominator == exact.denominator
 
 
 # References with more outputs than this have their shifts measured at array speed.

@@ -94,6 +94,8 @@ def _result(r: Result, groups: dict[str, list[str]] | None = None, ended: str = 
         "seconds": r.seconds,
         "compile_seconds": r.compile_seconds,
         "note": r.note,
+        "device": r.device,
+        "settings": r.settings,
         # How it ended, as the verdict line counts it: its verdict, or failed / skipped /
         # missing (not installed although named with -b: the run fails on it, exit 3).
         "outcome": ended or (r.verdict if r.status == "ok" else r.status),
