@@ -68,7 +68,7 @@ def compare(
         device: ``"cuda"`` runs every torch and JAX backend on the GPU (one backend:
             ``"torch-grad@cuda"``); the others, and the reference, stay on the CPU.
         matmul_precision: ``"highest"`` turns TF32 off for the GPU backends' float32
-            products; ``"default"`` keeps each framework's own setting.
+            products, ``"tf32"`` allows it; ``"default"`` keeps each framework's own setting.
 
     Returns:
         The Report: ``.verdict``, ``.results``, ``.exit_code``, ``.to_dict()`` (the JSON report).

@@ -134,11 +134,11 @@ def cli() -> None:
 )
 @click.option(
     "--matmul-precision",
-    type=click.Choice(["default", "highest"]),
+    type=click.Choice(["default", "highest", "tf32"]),
     default="default",
     show_default=True,
-    help="GPU float32 products: each framework's own setting (TF32 where it allows it), or "
-    "highest (TF32 off in torch and JAX).",
+    help="GPU float32 products: each framework's own setting (TF32 where it allows it), "
+    "highest (TF32 off in torch and JAX), or tf32 (TF32 allowed in both).",
 )
 @click.option(
     "--dtype",

@@ -40,6 +40,7 @@ def describe() -> dict:
         "device": "cpu",
         **dict.fromkeys(GPU_FIELDS),
         "xla_flags": os.environ.get("XLA_FLAGS"),
+        "nvidia_tf32_override": os.environ.get("NVIDIA_TF32_OVERRIDE"),
     }
     env.update(framework_state())
     return env
@@ -60,31 +61,32 @@ GPU_FIELDS = (
     "torch_cudnn_benchmark",
     "jax_default_matmul_precision",
     "jax_cuda_plugin",
+    "nvidia_tf32_override",
 )
 
 
 def framework_state() -> dict:
     """torch's threads and default dtype, JAX's global x64 setting: only for a framework this
     process imported (a worker process reports its own)."""
-    from .backends import devices
+    from . import gpu_settings
 
     env: dict = {}
     if "torch" in sys.modules:
         torch = sys.modules["torch"]
         env["torch_threads"] = torch.get_num_threads()
         env["torch_default_dtype"] = str(torch.get_default_dtype()).replace("torch.", "")
-        env.update(devices.precision_settings("torch"))
+        env.update(gpu_settings.precision_settings("torch"))
         env["cuda_version"] = torch.version.cuda
-        env["cudnn_version"] = devices._read(torch.backends.cudnn.version)
+        env["cudnn_version"] = gpu_settings.read(torch.backends.cudnn.version)
         env["torch_deterministic_algorithms"] = torch.are_deterministic_algorithms_enabled()
         env["torch_cudnn_deterministic"] = bool(torch.backends.cudnn.deterministic)
         env["torch_cudnn_benchmark"] = bool(torch.backends.cudnn.benchmark)
     if "jax" in sys.modules:
         env["jax_x64_default"] = bool(sys.modules["jax"].config.jax_enable_x64)
         env["jax_x64_float64_backends"] = True  # float64 backends run under a scoped enable_x64
-        env.update(devices.precision_settings("jax"))
-        env["jax_cuda_plugin"] = devices._jax_cuda_plugin()
-    if devices.USED:  # the GPUs this process's backends computed on (devices.py)
+        env.update(gpu_settings.precision_settings("jax"))
+        env["jax_cuda_plugin"] = gpu_settings.jax_cuda_plugin()
+    if gpu_settings.USED:  # the GPUs this process's backends computed on (devices.py)
         env["device"] = "cuda"
-        env["cuda_device"] = ", ".join(sorted(set(devices.USED.values())))
+        env["cuda_device"] = ", ".join(sorted(set(gpu_settings.USED.values())))
     return env

@@ -19,7 +19,8 @@ class Problem:
     data: Dataset
     params: Params
     # How a GPU backend computes float32 matrix products: "default" (each framework's own
-    # setting, TF32 where it allows it) or "highest" (full float32; backends/devices.py).
+    # setting, TF32 where it allows it), "highest" (full float32) or "tf32" (TF32 allowed;
+    # backends/devices.py).
     matmul_precision: str = "default"
     _inputs: dict = field(default_factory=dict, repr=False, compare=False)
 

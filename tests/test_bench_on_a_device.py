@@ -36,7 +36,9 @@ def bench(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.skipif(not NO_CUDA, reason="this machine has a CUDA build of torch")
-@pytest.mark.parametrize("backends", [[], ["-b", "native,torch-grad"], ["-b", "native"]])
+@pytest.mark.parametrize(
+    "backends", [[], ["-b", "native,torch-grad"], ["-b", "torch-grad@cuda"]]
+)
 def test_cuda_without_a_cuda_build_is_one_line_and_exit_3(backends):
     done = bench("--device", "cuda", "--rows", "10", "--repeat", "1", *backends)
     assert done.returncode == 3, done.stderr
@@ -114,6 +116,12 @@ def test_tf32_switch_sets_and_restores(new_api, attribute, on, off, before):
     assert getattr(matmul, attribute) == before
 
 
+# Forked from the test process: where an earlier test imported JAX here, JAX warns at the fork
+# (its threads); the child never touches JAX.
+FORK_WARNING = "ignore:os.fork:RuntimeWarning"
+
+
+@pytest.mark.filterwarnings(FORK_WARNING)
 def test_cuda_roofline_comes_from_a_forked_process(monkeypatch):
     parent = os.getpid()
     figures = {"device_name": "NVIDIA H200", "bandwidth": 4.0e12, "float32": 50.0, "tf32": 400.0}
@@ -135,6 +143,7 @@ def test_cuda_roofline_comes_from_a_forked_process(monkeypatch):
     assert "4000.0 GB/s" in found.describe() and "400.0 TFLOP/s with TF32" in found.describe()
 
 
+@pytest.mark.filterwarnings(FORK_WARNING)
 def test_a_failed_cuda_roofline_is_a_backend_error(monkeypatch):
     def failing():
         raise RuntimeError("sees no CUDA device\nsecond line")
@@ -159,3 +168,9 @@ def test_the_table_shows_the_cuda_roofline():
     table = buffer.getvalue()
     assert table.startswith("cuda (NVIDIA H200): read bandwidth 4000.0 GB/s")
     assert "50.0 TFLOP/s without TF32" in table and "torch-grad@cuda" in table
+
+
+def test_cuda_with_only_cpu_backends_is_a_usage_error():
+    done = bench("--device", "cuda", "--rows", "10", "--repeat", "1", "-b", "native")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("gradcmp: error: none of the backends named computes on cuda")

@@ -90,7 +90,7 @@ def test_a_backend_placed_on_a_device_computes_through_the_same_code(monkeypatch
         monkeypatch.setitem(BACKENDS, placed.name, placed)
     names = ["torch-grad", "torch-grad-placed", "jax-grad-placed", "jax-jit-placed"]
     before = precision_settings("torch")
-    for precision in ("default", "highest"):
+    for precision in ("default", "highest", "tf32"):
         report = gradcmp.compare(
             "gradcmp/data/xy.csv", backends=names, dtypes="float32", matmul_precision=precision
         )
@@ -100,8 +100,9 @@ def test_a_backend_placed_on_a_device_computes_through_the_same_code(monkeypatch
         assert placed[0].grads == plain.grads  # the same computation, the same numbers
         assert set(placed[0].settings) >= {"torch_allow_tf32_matmul"}
         jax_setting = placed[1].settings["jax_default_matmul_precision"]
-        assert jax_setting == ("highest" if precision == "highest" else None)
-        expected = "ieee" if precision == "highest" else "none"
+        expected = {"default": None, "highest": "highest", "tf32": "tensorfloat32"}[precision]
+        assert jax_setting == expected
+        expected = {"default": "none", "highest": "ieee", "tf32": "tf32"}[precision]
         assert placed[0].settings["torch_fp32_precision_matmul"] == expected
     assert precision_settings("torch") == before  # restored after each call
     assert torch.backends.cuda.matmul.fp32_precision == "none"

@@ -108,7 +108,17 @@ def parse_backends(text: str, device: str = "cpu") -> list[str]:
             hint=f"choose from {', '.join(SINGLE_PROCESS)}",
             option="backends",
         )
+    if device != "cpu" and not any(split_device(n)[1] == device for n in chosen):
+        raise UsageError(
+            f"none of the backends named computes on {device}",
+            hint=f"the torch and JAX backends do: {', '.join(_movable())}",
+            option="device",
+        )
     return chosen
+
+
+def _movable() -> list[str]:
+    return [b for b in SINGLE_PROCESS if can_move(BACKENDS[b])]
 
 
 def _placed(name: str, device: str) -> str:
@@ -124,16 +134,22 @@ def _on_device(name: str, base: str, device: str) -> str:
             hint=f"devices are {', '.join(DEVICES)}",
             option="backends",
         )
+    if base == REFERENCE_NAME:
+        raise UsageError(
+            f"{base} is the reference: it runs on the CPU, in high precision, whatever "
+            "the device",
+            hint=f"name a backend to place: {', '.join(_movable())}",
+            option="backends",
+        )
     if base not in BACKENDS and parse_distributed(base) is None:
         known = ", ".join(SINGLE_PROCESS)
         raise UsageError(
             f"unknown backend {base!r}", hint=f"choose from {known}", option="backends"
         )
     if not can_move(BACKENDS[base]):
-        movable = ", ".join(b for b in SINGLE_PROCESS if can_move(BACKENDS[b]))
         raise UsageError(
             f"{base} computes on the CPU only: it cannot run {name!r}",
-            hint=f"a device is for the torch and JAX backends: {movable}",
+            hint=f"a device is for the torch and JAX backends: {', '.join(_movable())}",
             option="backends",
         )
     return base if device == "cpu" else name

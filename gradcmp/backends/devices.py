@@ -26,17 +26,16 @@ from importlib import metadata
 
 from ..dtypes import DType
 from ..errors import BackendError
+from ..gpu_settings import USED, jax_cuda_plugin, precision_settings
 from ..problem import Problem
 
 DEVICES = ("cpu", "cuda")
-# --matmul-precision: the frameworks' own setting, or full float32 products.
-MATMUL_PRECISIONS = ("default", "highest")
+# --matmul-precision: the frameworks' own setting, full float32 products, or TF32 allowed.
+MATMUL_PRECISIONS = ("default", "highest", "tf32")
 # The frameworks whose backends can move to a GPU.
 DEVICE_FRAMEWORKS = ("torch", "jax")
 
 _current = contextvars.ContextVar("gradcmp_device", default="cpu")
-# framework → the name of the GPU its backends computed on in this process (the fingerprint).
-USED: dict[str, str] = {}
 
 
 def current_device() -> str:
@@ -103,22 +102,24 @@ def _device_name(name: str) -> str:
 
 @contextlib.contextmanager
 def matmul_precision(name: str | None, precision: str) -> Iterator[None]:
-    """``highest``: full float32 products for the call — torch without TF32 in cuBLAS and
-    cuDNN, JAX at jax_default_matmul_precision "highest" — and the process's settings as
-    they were afterwards; ``default``: as they are."""
+    """For the call, then the process's settings as they were: ``highest``, full float32
+    products (torch without TF32 in cuBLAS and cuDNN, JAX at "highest"); ``tf32``, TF32
+    allowed in both (torch's TF32 flags on, JAX at "tensorfloat32": what some training code
+    sets); ``default``, the settings as they are."""
     if precision == "default" or name is None:
         yield
         return
+    allow = precision == "tf32"
     if name == "jax":
         import jax
 
-        with jax.default_matmul_precision("highest"):
+        with jax.default_matmul_precision("tensorfloat32" if allow else "highest"):
             yield
         return
-    switches = _torch_tf32_switches()
+    switches = _torch_tf32_switches(allow)
     saved = [(owner, attribute, getattr(owner, attribute)) for owner, attribute, _ in switches]
-    for owner, attribute, off in switches:
-        setattr(owner, attribute, off)
+    for owner, attribute, value in switches:
+        setattr(owner, attribute, value)
     try:
         yield
     finally:
@@ -126,53 +127,28 @@ def matmul_precision(name: str | None, precision: str) -> Iterator[None]:
             setattr(owner, attribute, value)
 
 
-def _torch_tf32_switches() -> list:
-    """(owner, attribute, value that turns TF32 off) for cuBLAS and cuDNN convolutions: torch
-    ≥ 2.9's ``fp32_precision = "ieee"`` where it has it (mixing it with the legacy flags is
-    an error there), else the legacy ``allow_tf32 = False``."""
+def _torch_tf32_switches(allow: bool) -> list:
+    """(owner, attribute, value) that turn TF32 on (``allow``) or off for cuBLAS and cuDNN:
+    torch ≥ 2.9's ``fp32_precision`` ("tf32" / "ieee") where it has it (mixing it with the
+    legacy flags is an error there), else the legacy ``allow_tf32``."""
     import torch
 
     matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
-    conv = getattr(cudnn, "conv", None)
-    if conv is not None and _readable(lambda: matmul.fp32_precision):
-        return [(matmul, "fp32_precision", "ieee"), (conv, "fp32_precision", "ieee")]
-    return [(matmul, "allow_tf32", False), (cudnn, "allow_tf32", False)]
+    conv, rnn = getattr(cudnn, "conv", None), getattr(cudnn, "rnn", None)
+    if conv is not None and rnn is not None and _readable(lambda: matmul.fp32_precision):
+        # cuDNN's convolutions and RNNs both: torch refuses to read a cuDNN flag that differs
+        # between the two.
+        value = "tf32" if allow else "ieee"
+        return [(owner, "fp32_precision", value) for owner in (matmul, conv, rnn)]
+    return [(matmul, "allow_tf32", allow), (cudnn, "allow_tf32", allow)]
 
 
-def _readable(read) -> bool:
+def _readable(get) -> bool:
     try:
-        read()
+        get()
     except (AttributeError, RuntimeError):
         return False
     return True
-
-
-def _read(read):
-    """A framework setting as it reads now, or why it cannot be read (torch refuses to read a
-    legacy TF32 flag once the new API set it)."""
-    try:
-        value = read()
-    except (AttributeError, RuntimeError) as exc:
-        return f"unreadable ({type(exc).__name__})"
-    return value if isinstance(value, bool | int | float) or value is None else str(value)
-
-
-def precision_settings(name: str | None) -> dict:
-    """What decides how this process's framework computes float32 products on a GPU, as the
-    framework reports it now (its defaults, or what the loss file or --matmul-precision set)."""
-    if name == "torch" and "torch" in sys.modules:
-        torch = sys.modules["torch"]
-        matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
-        return {
-            "torch_allow_tf32_matmul": _read(lambda: matmul.allow_tf32),
-            "torch_allow_tf32_cudnn": _read(lambda: cudnn.allow_tf32),
-            "torch_fp32_precision_matmul": _read(lambda: matmul.fp32_precision),
-            "torch_float32_matmul_precision": _read(torch.get_float32_matmul_precision),
-        }
-    if name == "jax" and "jax" in sys.modules:
-        config = sys.modules["jax"].config
-        return {"jax_default_matmul_precision": _read(lambda: config.jax_default_matmul_precision)}
-    return {}
 
 
 def torch_device():
@@ -201,8 +177,8 @@ def jax_device():
     except RuntimeError:
         raise RuntimeError(
             f"jax {jax.__version__} has no CUDA device (jax.local_devices(backend='cuda') "
-            "found none): install jax[cuda12] on a machine with an NVIDIA GPU, or use "
-            "--device cpu"
+            "found none): install JAX's CUDA plugin (jax[cuda13]) on a machine with an "
+            "NVIDIA GPU, or use --device cpu"
         ) from None
 
 
@@ -215,7 +191,7 @@ def cuda_missing(frameworks: set[str]) -> str | None:
         cuda = _torch_cuda_version()
         if cuda is None:
             reasons.append(f"torch {_version('torch') or '(not installed)'} is a CPU-only build")
-    if "jax" in frameworks and not _jax_cuda_plugin():
+    if "jax" in frameworks and not jax_cuda_plugin():
         reasons.append(f"jax {_version('jax') or '(not installed)'} has no CUDA plugin")
     if not reasons:
         return None
@@ -260,13 +236,4 @@ def _torch_cuda_version() -> str | None:
                     return None if value in ("None", "") else value
     except OSError:
         return None
-    return None
-
-
-def _jax_cuda_plugin() -> str | None:
-    """The installed JAX CUDA plugin's distribution name, if any (jax-cuda12-plugin …)."""
-    for distribution in metadata.distributions():
-        name = (distribution.metadata["Name"] or "").lower().replace("_", "-")
-        if name.startswith("jax-cuda") and name.endswith("-plugin"):
-            return name
     return None

@@ -60,6 +60,8 @@ def run_and_report(
     timed = runnable + ([bench.REFERENCE] if with_reference else [])
     if not timed:
         raise UsageError("no backend to time is installed", hint="see 'gradcmp backends'")
+    if any(n.endswith("@cuda") for n in runnable):
+        device = "cuda"  # -b torch-grad@cuda: its rows against the GPU's roofline
     if device == "cuda":
         check_device(runnable, BACKENDS)
 

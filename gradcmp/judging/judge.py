@@ -147,13 +147,18 @@ def judge(
             "(0/0, 0·∞, ∞ − ∞, 0·log 0)"
         )
     elif verdict == DISAGREE and (
-        reduced := reduced_precision_note(errors, dtype, output.device, output.settings)
-    ):
-        why = f"{why}: {reduced}"
-    elif verdict == DISAGREE and (
         kind := bug_kind(values, exact.floats(), rows, tol=_tolerance(dtype))
     ):
         why = f"{why} ({kind})"
+    elif (
+        reduced := reduced_precision_note(
+            errors, dtype, output.device, output.settings, verdict == DISAGREE
+        )
+    ) is not None:  # a named bug kind comes first: a clean ×k is never TF32
+        if verdict == DISAGREE:
+            why = f"{why}: {reduced}"
+        else:
+            notes.append(reduced)
     if verdict == DISAGREE and judged_by == output.side:
         # Held against its own side's exact graph: not a port difference but a computation
         # that departs from what its graph says (a kernel, or a narrowing cast in the graph).
