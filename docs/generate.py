@@ -45,6 +45,7 @@ TIMEOUT = 600  # seconds one command may take
 MARKER = re.compile(r"^<!-- gradcmp-output: (?P<command>.+?) -->\n", re.MULTILINE)
 FENCE = re.compile(r"(?P<fence>`{3,}|~{3,})[^\n]*\n")
 EXIT_LINE = re.compile(r"^\(exit code (-?\d+)\)$")
+GRID_WIDTH = re.compile(r"(the grid needs )\d+( columns)")
 DROPPED_VARIABLES = ("GITHUB_STEP_SUMMARY", "GRADCMP_DEBUG", "FORCE_COLOR")
 
 
@@ -151,7 +152,8 @@ def normalise(contents: str) -> str:
     - paths: the repository's absolute path becomes `<repo>`, a path in the temporary
       directory `<tmp>`;
     - layout: runs of spaces become one space and runs of a rule character (`───`, `---`) three
-      characters, so that a time one digit longer, which widens its column, is no drift.
+      characters, so that a time one digit longer, which widens its column, is no drift; for the
+      same reason the width a grid needs (`the grid needs 120 columns`) becomes `<width>`.
 
     Everything else — every value, ulp, ratio, verdict, word and line — must match.
     """
@@ -165,6 +167,7 @@ def normalise(contents: str) -> str:
     body = TIME.sub("<time>", body)
     body = VERSION.sub(lambda m: f"{m[1]} <version>", body)
     body = RULE.sub(lambda m: m[1] * 3, body)
+    body = GRID_WIDTH.sub(r"\1<width>\2", body)
     body = "\n".join(SPACES.sub(" ", line).strip() for line in body.split("\n"))
     return "\n".join(x for x in (command, body, exit_line) if x is not None)
 
