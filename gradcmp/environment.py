@@ -15,7 +15,8 @@ def _version(distribution: str) -> str | None:
         return None
 
 
-def _cpu() -> str:
+def cpu_name() -> str:
+    """The CPU's model name (Linux's /proc/cpuinfo), else what the platform says."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
@@ -23,14 +24,14 @@ def _cpu() -> str:
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return platform.processor() or platform.machine() or "unknown"
 
 
 def describe() -> dict:
     env = {
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "cpu": _cpu(),
+        "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
         "gradcmp": _version("gradcmp"),
         "numpy": _version("numpy"),

@@ -13,13 +13,13 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
-import platform
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
+from ..environment import cpu_name
 from ..errors import BackendError, one_line
 
 BANDWIDTH_BYTES = 256 * 2**20  # cpu: numpy's read
@@ -95,17 +95,6 @@ def read_bandwidth(repeat: int = BANDWIDTH_REPEAT) -> float:
     """Bytes per second numpy reads: the best of ``repeat`` sums of a 256 MB array."""
     array = np.ones(BANDWIDTH_BYTES // 8)
     return bytes_per_second(array.nbytes, best_of(repeat, array.sum))
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
 
 
 def measure(device: str) -> Roofline:
