@@ -93,10 +93,11 @@ class Params:
         """(elements, rounded, largest relative change) of the values received in ``dtype``
         against the values as written.
 
-        Elements written as float64 are measured in float64: the received value r is 0 or
-        within a factor 2 of the written v (round to nearest), so r − v is exact (Sterbenz)
-        and the relative change is rounded once, as ``to_float`` of the exact ratio would be.
-        The few written beyond float64 are measured exactly.
+        Elements written as float64 are measured in float64: the received value r is 0, ±inf
+        (not counted) or one of the two dtype numbers around the written v (rounded to
+        nearest, or twice, through float32, for bfloat16), so within a factor 2 of v; r − v is
+        then exact (Sterbenz) and the relative change is rounded once, as ``to_float`` of the
+        exact ratio would be. The few written beyond float64 are measured exactly.
         """
         received = self.as_dtype(dtype)
         count, rounded, largest = 0, 0, 0.0

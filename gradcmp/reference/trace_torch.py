@@ -87,7 +87,7 @@ def trace(loss_torch: Callable, params: dict[str, np.ndarray], X, y):
         # fused CPU kernel's backward has no decomposition)
         with sdpa_kernel(SDPBackend.MATH):
             # (data-dependent Python, ``if x.item() > 0``, is traced at these values)
-            trace_at = make_fx(joint, dict(_decompositions()), _error_on_data_dependent_ops=False)
+            trace_at = make_fx(joint, _decompositions(), _error_on_data_dependent_ops=False)
             module = trace_at(*leaves, *data)
     _prune(module.graph)
     return module
@@ -96,7 +96,10 @@ def trace(loss_torch: Callable, params: dict[str, np.ndarray], X, y):
 @functools.cache
 def _decompositions() -> dict:
     """Core ATen, plus the composite forward kernels torch's decompositions spell out (made
-    once per process: torch builds the core table afresh on each call, 0.2 s)."""
+    once per process: torch builds the core table afresh on each call, 0.2 s; make_fx copies
+    the table it is given). A custom op registered after the first trace is not in it; the
+    dispatcher still expands its CompositeImplicitAutograd kernel while tracing, the same
+    graph."""
     import torch
     from torch._decomp import core_aten_decompositions, get_decompositions
 
