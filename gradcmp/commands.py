@@ -155,7 +155,7 @@ def backends() -> None:
     from .backends import BACKENDS, REFERENCE_NAME, SINGLE_PROCESS, missing_modules
     from .backends.distributed import ENGINES, Distributed
     from .console import console_for
-    from .environment import _version
+    from .environment import installed_version
 
     table = Table("backend", "status", "framework", "dtypes", "what it computes")
     table.add_row(REFERENCE_NAME, "reference", "", "all", "exact rational arithmetic (always run)")
@@ -167,7 +167,7 @@ def backends() -> None:
             backend.description = ENGINES[backend.engine][1]
         missing = missing_modules(backend)
         status = f"[red]missing {', '.join(missing)}[/]" if missing else "[green]usable[/]"
-        framework = ", ".join(f"{m} {_version(m) or ''}".strip() for m in backend.requires)
+        framework = ", ".join(f"{m} {installed_version(m) or ''}".strip() for m in backend.requires)
         table.add_row(
             name, status, framework or "python", ", ".join(backend.dtypes), backend.description
         )

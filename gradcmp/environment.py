@@ -8,7 +8,8 @@ import sys
 from importlib import metadata
 
 
-def _version(distribution: str) -> str | None:
+def installed_version(distribution: str) -> str | None:
+    """The installed version of ``distribution``, without importing it (None: not installed)."""
     try:
         return metadata.version(distribution)
     except metadata.PackageNotFoundError:
@@ -33,11 +34,11 @@ def describe() -> dict:
         "platform": platform.platform(),
         "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
-        "gradcmp": _version("gradcmp"),
-        "numpy": _version("numpy"),
-        "torch": _version("torch"),
-        "jax": _version("jax"),
-        "jaxlib": _version("jaxlib"),
+        "gradcmp": installed_version("gradcmp"),
+        "numpy": installed_version("numpy"),
+        "torch": installed_version("torch"),
+        "jax": installed_version("jax"),
+        "jaxlib": installed_version("jaxlib"),
         "device": "cpu",
         **dict.fromkeys(GPU_FIELDS),
         "xla_flags": os.environ.get("XLA_FLAGS"),

@@ -36,9 +36,7 @@ def bench(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.skipif(not NO_CUDA, reason="this machine has a CUDA build of torch")
-@pytest.mark.parametrize(
-    "backends", [[], ["-b", "native,torch-grad"], ["-b", "torch-grad@cuda"]]
-)
+@pytest.mark.parametrize("backends", [[], ["-b", "native,torch-grad"], ["-b", "torch-grad@cuda"]])
 def test_cuda_without_a_cuda_build_is_one_line_and_exit_3(backends):
     done = bench("--device", "cuda", "--rows", "10", "--repeat", "1", *backends)
     assert done.returncode == 3, done.stderr
@@ -97,21 +95,28 @@ def test_best_of_synchronizes_around_every_call_and_keeps_the_shortest():
 
 @pytest.mark.parametrize(
     ("new_api", "attribute", "on", "off", "before"),
-    [(True, "fp32_precision", "tf32", "ieee", "none"), (False, "allow_tf32", True, False, True)],
+    [(True, "fp32_precision", "tf32", "ieee", "none"), (False, "allow_tf32", True, False, False)],
 )
-def test_tf32_switch_sets_and_restores(new_api, attribute, on, off, before):
-    class Matmul:
-        allow_tf32 = True
+def test_tf32_switch_sets_and_restores(monkeypatch, new_api, attribute, on, off, before):
+    """The roofline's TF32 on/off is --matmul-precision's switch (devices.py): torch ≥ 2.9's
+    fp32_precision where it reads, else the legacy flag; restored after, an error or not."""
+    torch = pytest.importorskip("torch")
+    from gradcmp.backends import devices
 
-    matmul = Matmul()
-    if new_api:
-        matmul.fp32_precision = "none"
-    torch = SimpleNamespace(backends=SimpleNamespace(cuda=SimpleNamespace(matmul=matmul)))
+    if not new_api:  # a torch before 2.9: only the legacy flags (a stand-in, not the real one)
+
+        class Flags:
+            allow_tf32 = False
+
+        torch = SimpleNamespace(backends=SimpleNamespace(cuda=SimpleNamespace(matmul=Flags())))
+        torch.backends.cudnn = Flags()
+        monkeypatch.setitem(sys.modules, "torch", torch)
+    matmul = torch.backends.cuda.matmul
     for allowed, value in ((True, on), (False, off)):
-        with roofline.tf32(torch, allowed):
+        with devices.matmul_precision("torch", "tf32" if allowed else "highest"):
             assert getattr(matmul, attribute) == value
         assert getattr(matmul, attribute) == before
-    with pytest.raises(ZeroDivisionError), roofline.tf32(torch, False):
+    with pytest.raises(ZeroDivisionError), devices.matmul_precision("torch", "highest"):
         raise ZeroDivisionError
     assert getattr(matmul, attribute) == before
 

@@ -35,7 +35,8 @@ def torch_inputs(problem: Problem, dtype: DType, leaves: bool = True):
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         X_t = tensor(X)
-        y_t = torch.from_numpy(y).to(device) if y.dtype.kind in "iu" else tensor(y)  # labels
+        # class labels stay integers
+        y_t = torch.from_numpy(y).to(device) if y.dtype.kind in "iu" else tensor(y)
     params = {
         k: tensor(v).requires_grad_(leaves) for k, v in problem.params.as_dtype(dtype).items()
     }

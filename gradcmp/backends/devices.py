@@ -22,9 +22,9 @@ import importlib.util
 import os
 import sys
 from collections.abc import Iterator
-from importlib import metadata
 
 from ..dtypes import DType
+from ..environment import installed_version
 from ..errors import BackendError
 from ..gpu_settings import USED, jax_cuda_plugin, precision_settings
 from ..problem import Problem
@@ -190,9 +190,11 @@ def cuda_missing(frameworks: set[str]) -> str | None:
     if "torch" in frameworks:
         cuda = _torch_cuda_version()
         if cuda is None:
-            reasons.append(f"torch {_version('torch') or '(not installed)'} is a CPU-only build")
+            reasons.append(
+                f"torch {installed_version('torch') or '(not installed)'} is a CPU-only build"
+            )
     if "jax" in frameworks and not jax_cuda_plugin():
-        reasons.append(f"jax {_version('jax') or '(not installed)'} has no CUDA plugin")
+        reasons.append(f"jax {installed_version('jax') or '(not installed)'} has no CUDA plugin")
     if not reasons:
         return None
     return " and ".join(reasons)
@@ -210,13 +212,6 @@ def check_cuda(names: list[str], backends) -> None:
             hint="run on a machine with an NVIDIA GPU and CUDA builds of torch/jax, "
             "or use --device cpu",
         )
-
-
-def _version(distribution: str) -> str | None:
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 def _torch_cuda_version() -> str | None:

@@ -10,15 +10,14 @@ afterwards, and CUDA does not survive a fork).
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
+from ..backends.devices import matmul_precision
 from ..environment import cpu_name
 from ..errors import BackendError, one_line
 
@@ -104,25 +103,6 @@ def measure(device: str) -> Roofline:
     return Roofline("cpu", cpu_name(), read_bandwidth())
 
 
-@contextlib.contextmanager
-def tf32(torch, allowed: bool) -> Iterator[None]:
-    """cuBLAS float32 matmuls with TF32 ``allowed`` or not, and the setting as it was after:
-    torch ≥ 2.9's ``fp32_precision`` where it reads (mixing it with the legacy flag is an
-    error there), else ``allow_tf32``."""
-    matmul = torch.backends.cuda.matmul
-    try:
-        matmul.fp32_precision  # noqa: B018 — readable only where the new API is
-        attribute, value = "fp32_precision", "tf32" if allowed else "ieee"
-    except (AttributeError, RuntimeError):
-        attribute, value = "allow_tf32", allowed
-    saved = getattr(matmul, attribute)
-    setattr(matmul, attribute, value)
-    try:
-        yield
-    finally:
-        setattr(matmul, attribute, saved)
-
-
 def measure_cuda() -> dict:
     """The cuda figures, in this process (the forked child: it initialises CUDA)."""
     import torch
@@ -145,8 +125,8 @@ def measure_cuda() -> dict:
     a = torch.randn(n, n, dtype=torch.float32, device=device, generator=generator)
     b = torch.randn(n, n, dtype=torch.float32, device=device, generator=generator)
     tflops = {}
-    for allowed in (False, True):
-        with tf32(torch, allowed):
+    for allowed in (False, True):  # the switch gradcmp run's --matmul-precision uses
+        with matmul_precision("torch", "tf32" if allowed else "highest"):
             torch.mm(a, b)  # the first call: cuBLAS picks its kernel
             synchronize()
             tflops[allowed] = matmul_tflops(
