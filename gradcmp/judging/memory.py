@@ -34,3 +34,28 @@ def peak_since(before: int | None) -> int | None:
         return None
     peak = _status_bytes("VmHWM")
     return None if peak is None else max(0, peak - before)
+
+
+# glibc's mallopt parameter for the size from which an allocation is a mapping of its own.
+_M_MMAP_THRESHOLD = -3
+
+
+def large_blocks_mapped(threshold: int = 2**20) -> None:
+    """From here on, every allocation of ``threshold`` bytes or more is a mapping of its own,
+    handed back to the system when freed (glibc's ``mallopt(M_MMAP_THRESHOLD)``; elsewhere
+    nothing happens).
+
+    glibc starts at 128 KiB but raises the threshold to the size of each large block freed,
+    up to 32 MiB: after the first row block of a large dataset, a framework's block-sized
+    tensors come from the heap, where fragmentation keeps them. In a framework worker that
+    held some 50 MB past the data's own pages at 10⁷ rows (benchmarks/memory.py). A fixed
+    threshold also turns that adjustment off. Only for gradcmp's own worker processes: a
+    library does not retune its caller's allocator."""
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to tune
+        return
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    mallopt(_M_MMAP_THRESHOLD, threshold)

@@ -123,7 +123,7 @@ def reduced_precision_note(
     # u′/u (TF32: 3e3–6e3 there). A bug in a few outputs leaves the median at float32's; a bug
     # in most of them moves it far past u′/u.
     typical = statistics.median(e.ulp for e in values)
-    scale = reduced / 2.0 ** -(dtype.precision)
+    scale = reduced / 2.0**-(dtype.precision)
     if not (scale / TYPICAL_BELOW <= typical <= scale * TYPICAL_ABOVE):
         return None
     name = "TF32" if reduced == TF32 else "bf16"

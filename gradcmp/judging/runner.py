@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,6 +88,44 @@ def run(
     """Every backend × dtype against the reference. With ``workers``, each framework's
     backends run in a forked worker process of their own while the reference is computed
     here (workers.py); otherwise everything runs in this process, one call after another."""
+    with old_objects_frozen():
+        return _run(problem, backends, dtypes, explicit_backends, strict, timeout, workers)
+
+
+# Inputs (every dtype's X and y) beyond which the framework workers run their calls one at a
+# time: a call's working memory (autodiff's intermediates, the framework's copies) is about
+# the data's size, two at once twice that (benchmarks/memory.py). Below, the frameworks' own
+# memory dominates and the calls overlap as before.
+TAKE_TURNS_ABOVE = 32 * 2**20
+
+
+def _inputs_bytes(problem: Problem, dtypes: list[DType], unusable: dict) -> int:
+    arrays = [problem.inputs(d) for d in dtypes if d.name not in unusable]
+    return sum(X.nbytes + y.nbytes for X, y in arrays)
+
+
+@contextlib.contextmanager
+def old_objects_frozen() -> Iterator[None]:
+    """Python's cycle collector leaves alone what existed before the run (gc.freeze).
+
+    A run makes 10⁵ objects per 10⁵ parameters (the reference's numbers, one error per
+    output), and each of Python's full collections they set off would otherwise walk every
+    object torch and JAX made at import too: a third of the run's time on the 94k-parameter
+    MLP (benchmarks/gradcheck_mlp.py). The run's own objects are collected as before. Forked
+    workers gain too: a collection there no longer touches (and so copies) the pages of the
+    objects they share with this process. Where the caller froze objects already (a
+    fork-server), their freeze is theirs to undo: left as it is."""
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def _run(problem, backends, dtypes, explicit_backends, strict, timeout, workers) -> Report:
     timings: dict = {"setup": {}, "backends": {}}
     unusable = {d.name: why for d in dtypes if (why := out_of_range(problem, d))}
     missing = {name: missing_modules(BACKENDS[name]) for name in backends}
@@ -128,6 +169,7 @@ def run(
             timeout,
             failed=lambda note: Outcome(FAILED, note=note),
             while_waiting=compute_the_reference,
+            take_turns=_inputs_bytes(problem, dtypes, unusable) > TAKE_TURNS_ABOVE,
         )
         from_worlds = {}
         for name in worlds:

@@ -6,7 +6,10 @@ framework calls and the reference then overlap, and each framework's global stat
 x64 flag, caches) stays in its own process. Forking shares the dataset's pages with the
 workers instead of copying them, and hands over everything a loss file defined.
 
-A worker runs its calls one after another and sends each outcome back through a pipe. A call
+A worker runs its calls one after another and sends each outcome back through a pipe. On a
+large dataset the workers take turns for their calls (``turns``): each call's working memory
+(autodiff's intermediates) is of the order of the data, and two at once would add up. Their
+imports still overlap. A call
 that runs past ``--timeout``, or a worker that dies (a segfault in native code), fails that one
 call; a fresh worker takes over the calls still to run.
 
@@ -17,18 +20,21 @@ backends in this process instead.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import multiprocessing.connection
 import os
 import signal
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from ..environment import framework_state
 from ..errors import one_line, timed_out
+from .memory import large_blocks_mapped
 
 # The backends a worker takes: those that import a framework (the rest run here; they are
 # numpy or plain Python, quick to start and safe to run anywhere).
@@ -100,9 +106,16 @@ class WorkerResults:
 
 class _Worker:
     def __init__(
-        self, framework: str, calls: list[Call], setup: Callable, execute: Callable, context
+        self,
+        framework: str,
+        calls: list[Call],
+        setup: Callable,
+        execute: Callable,
+        context,
+        turns: int | None = None,
     ) -> None:
         self.framework = framework
+        self.turns = turns
         self.pending = list(calls)
         self.setup = setup
         self.execute = execute
@@ -115,7 +128,15 @@ class _Worker:
         receiver, sender = self.context.Pipe(duplex=False)
         self.process = self.context.Process(
             target=_work,
-            args=(self.framework, self.pending, self.setup, self.execute, sender, receiver),
+            args=(
+                self.framework,
+                self.pending,
+                self.setup,
+                self.execute,
+                sender,
+                receiver,
+                self.turns,
+            ),
             daemon=True,
             name="gradcmp-worker",
         )
@@ -183,11 +204,36 @@ def die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
+@contextmanager
+def _turn(turns: int | None) -> Iterator[None]:
+    """Wait for this worker's turn to run a call, and end it after: an exclusive POSIX record
+    lock on the file ``turns`` (a descriptor every worker inherits). Such a lock belongs to the
+    process holding it, so a worker that is killed (past the timeout) or dies lets go of it
+    with its last breath: the next worker is never left waiting. ``None``: no turns."""
+    if turns is None:
+        yield
+        return
+    import fcntl
+
+    fcntl.lockf(turns, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.lockf(turns, fcntl.LOCK_UN)
+
+
 def _work(
-    framework: str, calls: list[Call], setup: Callable, execute: Callable, connection, theirs
+    framework: str,
+    calls: list[Call],
+    setup: Callable,
+    execute: Callable,
+    connection,
+    theirs,
+    turns: int | None = None,
 ) -> None:
     """The worker's body: set each backend up once, run its calls, send every event."""
     become_child(os.getppid())
+    large_blocks_mapped()  # a call's freed tensors go back to the system (memory.py)
     theirs.close()  # the main process's end: only it reads
     set_up: dict[str, str] = {}  # backend → why its setup failed, or ''
     for name, dtype in calls:
@@ -204,8 +250,9 @@ def _work(
             connection.send(("environment", framework_state()))
         if set_up[name]:
             continue
-        connection.send(("begin", (name, dtype), time.monotonic()))
-        outcome = execute(name, dtype)
+        with _turn(turns):  # the call's time limit starts with its turn
+            connection.send(("begin", (name, dtype), time.monotonic()))
+            outcome = execute(name, dtype)
         connection.send(("environment", framework_state()))  # the GPU a call used, too
         connection.send(("done", (name, dtype), outcome, time.monotonic()))
     connection.close()
@@ -218,13 +265,23 @@ def run_in_workers(
     timeout: float | None,
     failed: Callable[[str], object],
     while_waiting: Callable[[], None] = lambda: None,
+    take_turns: bool = False,
 ) -> WorkerResults:
     """Run each group's calls in its own forked worker; meanwhile call ``while_waiting``
     (the reference) here. ``setup(name)`` imports a backend's framework,
     ``execute(name, dtype)`` returns a picklable outcome;
-    ``failed(note)`` makes the outcome of a call that timed out or whose worker died."""
+    ``failed(note)`` makes the outcome of a call that timed out or whose worker died.
+    ``take_turns``: one worker's call at a time (``_turn``), for a large dataset."""
     context = multiprocessing.get_context("fork")
-    workers = [_Worker(f, calls, setup, execute, context) for f, calls in groups.items() if calls]
+    with tempfile.TemporaryFile() if take_turns else contextlib.nullcontext() as turns:
+        fd = turns.fileno() if turns is not None else None
+        workers = [
+            _Worker(f, calls, setup, execute, context, fd) for f, calls in groups.items() if calls
+        ]
+        return _run_workers(workers, timeout, failed, while_waiting)
+
+
+def _run_workers(workers: list[_Worker], timeout, failed, while_waiting) -> WorkerResults:
     results = WorkerResults()
     try:
         for worker in workers:

@@ -1,0 +1,97 @@
+"""On a large dataset the framework workers take turns for their calls (their working memory
+would add up); a worker killed during its turn (past ``--timeout``) hands the turn on, so the
+other worker's calls still run. On small data the calls overlap as before.
+
+The workers run fake calls that record when they ran, forked from a fresh Python process (this
+one has torch and jax imported, and forking a process with JAX's threads is unsafe)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+
+from gradcmp.judging import runner
+
+SCRIPT = """
+import json, time
+from gradcmp.judging import workers
+
+def execute(name, dtype):
+    start = time.monotonic()
+    time.sleep(60 if name == "hangs" else 0.4)
+    return [start, time.monotonic()]
+
+results = workers.run_in_workers(
+    {{"torch": [tuple(c) for c in {torch}], "jax": [("c", "x"), ("d", "x")]}},
+    setup=lambda name: None,
+    execute=execute,
+    timeout={timeout},
+    failed=lambda note: note,
+    take_turns={turns},
+)
+print(json.dumps({{name: outcome for (name, _), outcome in results.outcomes.items()}}))
+"""
+
+
+def run_fake_workers(turns: bool, torch_calls=(("a", "x"), ("b", "x")), timeout=None) -> dict:
+    script = SCRIPT.format(torch=json.dumps(torch_calls), timeout=timeout, turns=turns)
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def overlapping(intervals: list[list[float]]) -> bool:
+    ordered = sorted(intervals)
+    return any(later[0] < earlier[1] for earlier, later in zip(ordered, ordered[1:]))
+
+
+def test_taking_turns_no_two_calls_run_at_once():
+    outcomes = run_fake_workers(turns=True)
+    assert sorted(outcomes) == ["a", "b", "c", "d"]
+    assert not overlapping(list(outcomes.values())), outcomes
+
+
+def test_without_turns_the_workers_calls_overlap():
+    outcomes = run_fake_workers(turns=False)
+    assert overlapping(list(outcomes.values())), outcomes
+
+
+def test_a_worker_killed_during_its_turn_hands_the_turn_on():
+    outcomes = run_fake_workers(turns=True, torch_calls=[["hangs", "x"], ["b", "x"]], timeout=3)
+    assert "time limit" in outcomes["hangs"]  # failed, killed at the timeout
+    for name in ("b", "c", "d"):  # the rest ran: the killed worker's turn was handed on
+        start, end = outcomes[name]
+        assert end - start < 5, outcomes
+
+
+def test_the_run_takes_turns_only_beyond_the_threshold(monkeypatch):
+    """The runner's choice, from the inputs' bytes in the run's dtypes: here X and y in
+    float64 (16,000 bytes) and float32 (8,000)."""
+    from gradcmp.api import _run
+    from gradcmp.judging import workers
+    from gradcmp.models import MODELS
+
+    seen = []
+
+    def fake(groups, setup, execute, timeout, failed, while_waiting, take_turns=False):
+        seen.append(take_turns)
+        while_waiting()
+        return workers.WorkerResults()
+
+    monkeypatch.setattr(runner, "run_in_workers", fake)
+    rng = np.random.default_rng(0)
+    arrays = (rng.normal(size=(1000, 1)), rng.normal(size=1000))
+    for threshold in (24_000, 23_999):
+        monkeypatch.setattr(runner, "TAKE_TURNS_ABOVE", threshold)
+        report = _run(None, arrays, "y", MODELS["linear"], "native", "float64,float32", (), False)
+        assert report.verdict == "agree"
+    assert seen == [False, True]
