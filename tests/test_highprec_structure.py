@@ -273,3 +273,29 @@ def test_tensordot_and_vecdot():
 def test_einsum_refuses_a_diagonal():
     with hp.working_precision(), pytest.raises(hp.UnsupportedOperation):
         hp.einsum("ii->i", hp.leaf(np.eye(3)))
+
+
+def test_only_values_given_as_floats_are_known_to_be_floats():
+    """``floats_exact`` lets a matrix product skip comparing 10⁵ values with their float64
+    roundings; it must hold only where it is true, and moving values keeps it."""
+    from gradcmp.reference.highprec.limbs import _exact_matmul
+
+    rng = np.random.default_rng(3)
+    with hp.working_precision():
+        w = hp.leaf(rng.normal(size=(4, 3)))
+        assert w.floats_exact and hp.constant(np.ones(3)).floats_exact
+        for moved in (w.T, hp.reshape(w, (3, 4)), hp.broadcast_to(w, (2, 4, 3))):
+            assert moved.floats_exact
+        computed = hp.tanh(w)  # 200-bit values, not floats
+        assert not computed.floats_exact and not hp.transpose(computed).floats_exact
+        assert not hp.leaf(np.array([Fraction(1, 3)], dtype=object)).floats_exact
+        x = hp.leaf(rng.normal(size=(5, 4)))
+        known = _exact_matmul(x.v, x.f, w.v, w.f, (True, True))
+        checked = _exact_matmul(x.v, x.f, w.v, w.f, (False, False))
+        assert np.array_equal(known, checked)
+        # the product of a 200-bit left side and float weights, flagged or found
+        h = hp.tanh(x)
+        assert np.array_equal(
+            _exact_matmul(h.v, h.f, w.v, w.f, (False, True)),
+            _exact_matmul(h.v, h.f, w.v, w.f, (False, False)),
+        )

@@ -35,8 +35,8 @@ from ..bench.measurement import Measurement, unmeasured
 from ..bench.roofline import BANDWIDTH_BYTES, Roofline, read_bandwidth  # noqa: F401
 from ..dtypes import DType
 from ..errors import one_line
+from ..judging.children import become_child, fork
 from ..judging.memory import peak_since, resident_bytes_reset
-from ..judging.workers import become_child, fork
 from ..loading.data import from_arrays
 from ..models import get_model
 from ..params import Params

@@ -141,7 +141,7 @@ def measure_cuda() -> dict:
 
 
 def _child(connection, parent: int) -> None:
-    from ..judging.workers import become_child
+    from ..judging.children import become_child
 
     become_child(parent)
     try:
@@ -153,7 +153,7 @@ def _child(connection, parent: int) -> None:
 
 def cuda_roofline() -> Roofline:
     """The cuda roofline, measured in a forked process; a BackendError (exit 3) if it fails."""
-    from ..judging.workers import fork
+    from ..judging.children import fork
 
     context = multiprocessing.get_context("fork")
     receiver, sender = context.Pipe(duplex=False)

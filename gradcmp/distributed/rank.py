@@ -33,7 +33,7 @@ def engine_for(name: str):
 def main(argv: list[str]) -> int:
     directory, rank, parent = argv[0], int(argv[1]), int(argv[2])
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # gradcmp ends the world on Ctrl-C
-    from ..judging.workers import die_with_parent
+    from ..judging.children import die_with_parent
 
     die_with_parent(parent)
     with open(os.path.join(directory, world.JOB_FILE), "rb") as f:

@@ -17,6 +17,7 @@ from ..problem import Problem
 from ..reference.compute import Reference, compute_reference, out_of_range
 from ..reference.sides import compare_float64_rows
 from .agreement import DISAGREE, INCONCLUSIVE, worst
+from .children import can_fork
 from .execute import FAILED, OK, SKIPPED, Outcome, execute, finish_world, one_line_of, start_world
 from .judge import (  # noqa: F401 (judge's parts, imported from here before judge.py)
     CARRY_SLACK,
@@ -27,7 +28,7 @@ from .judge import (  # noqa: F401 (judge's parts, imported from here before jud
     _tau,
     judge,
 )
-from .workers import can_fork, framework_of, run_in_workers
+from .workers import framework_of, run_in_workers
 
 
 @dataclass(frozen=True)

@@ -184,7 +184,7 @@ def reference_from_sides(
 def _fallback_in_child(problem: Problem, why: str, timeout: float | None):
     """``_float64_fallback`` of a file's sides, run where a crash or hang of the user's code
     cannot take gradcmp down (a forked child, or a thread under ``timeout``)."""
-    from ..judging.workers import ChildFailed, run_guarded
+    from ..judging.children import ChildFailed, run_guarded
 
     try:
         return run_guarded(lambda: _float64_fallback(problem, why, spec_only=False), timeout)

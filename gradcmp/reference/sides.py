@@ -63,7 +63,7 @@ def shadow_sides(
     Tracing runs the side's own code, so each side is traced in a forked child of its own
     where that is safe (a crash or a hang there fails that side, not the other, nor gradcmp);
     past ``timeout`` seconds it is left and the side has no shadow reference."""
-    from ..judging.workers import ChildFailed, run_guarded
+    from ..judging.children import ChildFailed, run_guarded
 
     sides = {}
     for side in problem.model.sides:

@@ -27,13 +27,14 @@ from .tracked import _ONE, _ZERO
 LIMB_LIMIT = 48
 
 
-def _decompose(values: np.ndarray, floats: np.ndarray):
-    """Each element of ``values`` (2-d, mpfr; ``floats`` their float64 roundings) as
+def _decompose(values: np.ndarray, floats: np.ndarray, floats_exact: bool = False):
+    """Each element of ``values`` (2-d, mpfr; ``floats`` their float64 roundings, the values
+    themselves where ``floats_exact``, as the caller knows) as
     sign · mantissa · 2**low with an odd mantissa (0 for 0), and top = low + its bit length;
     the mantissas a uint64 array when every value is a float64 number, else Python ints.
     Returns (sign, mantissa, low, top, nonzero, width): width is the most bits a row spans."""
     rows, k = values.shape
-    if np.array_equal(values, floats.astype(object)):  # float64 numbers: in numpy
+    if floats_exact or np.array_equal(values, floats.astype(object)):  # float64: numpy
         fraction, top = np.frexp(floats)  # |fraction| in [1/2, 1): 53 significant bits
         mantissa = np.abs(np.ldexp(fraction, 53)).astype(np.uint64)
         sign = np.sign(floats)
@@ -98,14 +99,15 @@ def _trailing_zeros(m: np.ndarray) -> np.ndarray:
     return np.where(m == 0, 0, np.log2(np.maximum(lowest, 1)).astype(np.int64))
 
 
-def _exact_matmul(xv, xf, yv, yf) -> np.ndarray | None:
-    """x @ y for 2-d object arrays of finite mpfr (xf, yf: their float64 roundings), each
-    element the exact sum of the exact products, rounded once; None where the limbs do not
-    fit (the caller multiplies element by element)."""
+def _exact_matmul(xv, xf, yv, yf, exact=(False, False)) -> np.ndarray | None:
+    """x @ y for 2-d object arrays of finite mpfr (xf, yf: their float64 roundings; ``exact``:
+    whether each side's values are those floats), each element the exact sum of the exact
+    products, rounded once; None where the limbs do not fit (the caller multiplies element
+    by element)."""
     k = xv.shape[1]
     if not (np.isfinite(xf).all() and np.isfinite(yf).all()):
         return None
-    left, right = _decompose(xv, xf), _decompose(yv.T, yf.T)
+    left, right = _decompose(xv, xf, exact[0]), _decompose(yv.T, yf.T, exact[1])
     # The widest limbs (24, 16 or 8 bits) for which one digit of the product — the sum over
     # the limb pairs l + m = d and over k — stays below 2**53 in every order: float64 matrix
     # products compute it exactly.

@@ -72,7 +72,11 @@ def _dot(x: Tracked, y: Tracked) -> Tracked:
     """
     k = x.shape[-1]
     v = _exact_matmul(
-        x.v.reshape(-1, k), x.f.reshape(-1, k), y.v.reshape(k, -1), y.f.reshape(k, -1)
+        x.v.reshape(-1, k),
+        x.f.reshape(-1, k),
+        y.v.reshape(k, -1),
+        y.f.reshape(k, -1),
+        (x.floats_exact, y.floats_exact),
     )
     if v is None:  # the elementwise products and sum, in order
         v = np.dot(x.v, y.v)
@@ -121,7 +125,7 @@ def _batched(x: Tracked, y: Tracked) -> Tracked:
     yv, yf = y.v.reshape(-1, k, n), y.f.reshape(-1, k, n)
     v = np.empty((xv.shape[0], m, n), dtype=object)
     for i in range(xv.shape[0]):
-        exact = _exact_matmul(xv[i], xf[i], yv[i], yf[i])
+        exact = _exact_matmul(xv[i], xf[i], yv[i], yf[i], (x.floats_exact, y.floats_exact))
         v[i] = exact if exact is not None else np.dot(xv[i], yv[i])
     fx, fy = np.abs(x.f), np.abs(y.f)
     e = (

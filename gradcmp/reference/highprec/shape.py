@@ -56,18 +56,27 @@ def _unbroadcast(g: Tracked, shape: tuple[int, ...]) -> Tracked:
     return reshape(reduced, shape)
 
 
+def _moved(x: Tracked, node: Tracked) -> Tracked:
+    """``node``: ``x``'s values moved, so float64 numbers where x's are."""
+    node.floats_exact = x.floats_exact
+    return node
+
+
 def broadcast_to(x, shape) -> Tracked:
     x = _wrap(x)
     shape = tuple(shape)
     if x.shape == shape:
         return x
-    return Tracked(
-        np.broadcast_to(x.v, shape).copy(),
-        np.broadcast_to(x.e, shape).copy(),
-        np.broadcast_to(x.a, shape).copy(),
-        (x,),
-        (lambda g: _unbroadcast(g, x.shape),),
-        np.broadcast_to(x.f, shape).copy(),
+    return _moved(
+        x,
+        Tracked(
+            np.broadcast_to(x.v, shape).copy(),
+            np.broadcast_to(x.e, shape).copy(),
+            np.broadcast_to(x.a, shape).copy(),
+            (x,),
+            (lambda g: _unbroadcast(g, x.shape),),
+            np.broadcast_to(x.f, shape).copy(),
+        ),
     )
 
 
@@ -79,13 +88,16 @@ def broadcast_arrays(*arrays) -> list[Tracked]:
 
 def reshape(x, shape) -> Tracked:
     x = _wrap(x)
-    return Tracked(
-        x.v.reshape(shape),
-        x.e.reshape(shape),
-        x.a.reshape(shape),
-        (x,),
-        (lambda g: reshape(g, x.shape),),
-        None if x._f is None else x._f.reshape(shape),
+    return _moved(
+        x,
+        Tracked(
+            x.v.reshape(shape),
+            x.e.reshape(shape),
+            x.a.reshape(shape),
+            (x,),
+            (lambda g: reshape(g, x.shape),),
+            None if x._f is None else x._f.reshape(shape),
+        ),
     )
 
 
@@ -95,13 +107,16 @@ def permute_dims(x, axes) -> Tracked:
     x = _wrap(x)
     axes = tuple(a % x.ndim for a in axes) if x.ndim else ()
     inverse = tuple(int(i) for i in np.argsort(axes))
-    return Tracked(
-        x.v.transpose(axes),
-        x.e.transpose(axes),
-        x.a.transpose(axes),
-        (x,),
-        (lambda g: permute_dims(g, inverse),),
-        None if x._f is None else x._f.transpose(axes),
+    return _moved(
+        x,
+        Tracked(
+            x.v.transpose(axes),
+            x.e.transpose(axes),
+            x.a.transpose(axes),
+            (x,),
+            (lambda g: permute_dims(g, inverse),),
+            None if x._f is None else x._f.transpose(axes),
+        ),
     )
 
 

@@ -159,7 +159,11 @@ class Tracked:
 
     ``f`` is ``v`` rounded to float64 (computed once, when first needed); ``requires``
     says whether the node depends on a parameter, i.e. whether a gradient must reach it.
+    ``floats_exact``: every value is known to be a float64 number (``v`` = ``f``): an input
+    or constant given as floats, or such a node moved (reshaped, transposed, broadcast).
     """
+
+    floats_exact = False
 
     __array_ufunc__ = None  # numpy operands defer to our operators (x * array → __rmul__)
 
@@ -263,7 +267,9 @@ def constant(value) -> Tracked:
     array = np.asarray(value, dtype=np.float64)
     exact = _exact_in_float32(array)
     floats = array + 0.0  # −0 is 0 here, as in the high-precision values
-    return Tracked(_objects(array), np.where(exact, 0.0, np.abs(array)), np.abs(array), f=floats)
+    node = Tracked(_objects(array), np.where(exact, 0.0, np.abs(array)), np.abs(array), f=floats)
+    node.floats_exact = bool(np.isfinite(floats).all())
+    return node
 
 
 def leaf(values) -> Tracked:
@@ -272,7 +278,9 @@ def leaf(values) -> Tracked:
     magnitude = np.abs(array.astype(np.float64))
     flushable = (magnitude > 0) & (magnitude < SMALLEST_NORMAL)
     floats = None if array.dtype == object else array.astype(np.float64) + 0.0  # no −0
-    return Tracked(_objects(array), 1j * flushable, magnitude, f=floats)
+    node = Tracked(_objects(array), 1j * flushable, magnitude, f=floats)
+    node.floats_exact = floats is not None and bool(np.isfinite(floats).all())
+    return node
 
 
 def _wrap(x) -> Tracked:
