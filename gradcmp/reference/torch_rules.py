@@ -184,14 +184,18 @@ def _moved(x, fn):
     """``fn`` (a numpy rearrangement) applied to the values and both companions."""
     if not isinstance(x, Tracked):
         return fn(np.asarray(x))
-    return Tracked(fn(x.v), fn(x.e), fn(x.a), f=fn(x.f))
+    moved = Tracked(fn(x.v), fn(x.e), fn(x.a), f=fn(x.f))
+    moved.floats_exact = x.floats_exact  # floats moved are floats
+    return moved
 
 
 def _joined(join, parts, axis):
     """np.concatenate or np.stack of tensors (a numpy part becomes a constant)."""
     parts = as_tracked(parts)
     v, e, a, f = ([getattr(p, c) for p in parts] for c in ("v", "e", "a", "f"))
-    return Tracked(join(v, axis), join(e, axis), join(a, axis), f=join(f, axis))
+    joined = Tracked(join(v, axis), join(e, axis), join(a, axis), f=join(f, axis))
+    joined.floats_exact = all(p.floats_exact for p in parts)
+    return joined
 
 
 def _expand(x, size):

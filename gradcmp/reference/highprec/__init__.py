@@ -99,7 +99,7 @@ from .functions import (
     tan,
     trunc,
 )
-from .limbs import _blas_thread_calls, _exact_matmul, _one_blas_thread
+from .limbs import _blas_thread_calls, _exact_matmul, _one_blas_thread, products_remembered
 from .namespace import Namespace, NotInNamespace, value_and_grad, xp
 from .products import _matmul_by_products, einsum, matmul, tensordot, vecdot
 from .reductions import (
@@ -200,6 +200,7 @@ __all__ = [
     "permute_dims",
     "pow_",
     "prod",
+    "products_remembered",
     "reciprocal",
     "repeat",
     "reshape",

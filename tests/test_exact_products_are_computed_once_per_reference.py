@@ -1,0 +1,113 @@
+"""Within one reference, an exact matrix product of the same two matrices is computed once (a
+faithful port's sides and its generic loss multiply the same matrices): the same values as
+computing it again, never a product of other operands, and nothing kept past the reference."""
+
+from __future__ import annotations
+
+import contextlib
+import textwrap
+
+import numpy as np
+import pytest
+
+import gradcmp
+from gradcmp.reference import highprec as hp
+from gradcmp.reference.highprec import limbs
+
+
+@pytest.fixture
+def computed(monkeypatch):
+    """The products actually computed (not remembered), by operand shapes."""
+    calls = []
+    original = limbs._compute_exact_matmul
+
+    def counting(xv, xf, yv, yf, exact):
+        calls.append((xv.shape, yv.shape))
+        return original(xv, xf, yv, yf, exact)
+
+    monkeypatch.setattr(limbs, "_compute_exact_matmul", counting)
+    return calls
+
+
+def test_the_same_product_is_computed_once_within_the_scope(computed):
+    rng = np.random.default_rng(0)
+    with hp.working_precision():
+        x, w = hp.leaf(rng.normal(size=(5, 4))), hp.leaf(rng.normal(size=(4, 3)))
+        h = hp.tanh(x)  # 200-bit values
+        alone = hp.matmul(h, w).v
+        assert len(computed) == 1
+        with hp.products_remembered():
+            first = hp.matmul(h, w)
+            first.v[0, 0] = hp.tracked._ZERO  # the caller's array: the remembered one stays
+            again = hp.matmul(hp.tanh(x), hp.transpose(hp.transpose(w)))  # equal, rebuilt
+            assert len(computed) == 2  # the second was remembered
+            assert np.array_equal(again.v, alone)
+            again.v[0, 0] = hp.tracked._ZERO  # a remembered product handed out: a copy too
+            assert np.array_equal(hp.matmul(h, w).v, alone) and len(computed) == 2
+        hp.matmul(h, w)  # the scope is over: computed again
+        assert len(computed) == 3
+
+
+def test_operands_with_the_same_floats_but_other_values_are_not_confused(computed):
+    """The key is the operands' float64 roundings; a match is confirmed value by value."""
+    rng = np.random.default_rng(1)
+    with hp.working_precision(), hp.products_remembered():
+        x, w = hp.leaf(rng.normal(size=(3, 4))), hp.leaf(rng.normal(size=(4, 2)))
+        tiny = hp.leaf(np.full((3, 4), 2.0**-80))
+        nudged = hp.add(x, hp.multiply(tiny, x))  # x·(1 + 2⁻⁸⁰): the same floats
+        assert np.array_equal(nudged.f, x.f) and not np.array_equal(nudged.v, x.v)
+        plain, other = hp.matmul(x, w).v, hp.matmul(nudged, w).v
+        assert len(computed) == 2
+        assert not np.array_equal(plain, other)
+        assert np.array_equal(other, hp.matmul(nudged, w).v) and len(computed) == 2
+
+
+PORT = """
+import torch
+
+PARAMS = {{"W1": {W1}, "b1": {b1}, "w": {w}}}
+
+
+def loss(params, X, y, xp):
+    h = xp.tanh(X @ params["W1"] + params["b1"])
+    r = h @ params["w"] - y
+    return xp.mean(r * r) / 2
+
+
+def loss_torch(params, X, y):
+    h = torch.tanh(X @ params["W1"] + params["b1"])
+    r = h @ params["w"] - y
+    return torch.mean(r * r) / 2
+"""
+
+
+def test_a_port_is_judged_the_same_with_its_products_remembered(tmp_path, monkeypatch):
+    rng = np.random.default_rng(2)
+    source = PORT.format(
+        W1=rng.normal(size=(3, 6)).round(3).tolist(),
+        b1=rng.normal(size=6).round(3).tolist(),
+        w=rng.normal(size=6).round(3).tolist(),
+    )
+    path = tmp_path / "port.py"
+    path.write_text(textwrap.dedent(source))
+    data = (rng.normal(size=(12, 3)), rng.normal(size=12))
+
+    def run():
+        report = gradcmp.compare(data, loss=str(path), backends="torch-grad", dtypes="float64")
+        ref = report.reference
+        arrays = [
+            ref.by_dtype["float64"].arrays,
+            ref.sides["loss_torch"].by_dtype["float64"].arrays,
+        ]
+        return report, [(a.names, a.hi, a.lo, a.lo2, a.coefficient) for a in arrays]
+
+    remembered, with_memory = run()
+    monkeypatch.setattr(hp, "products_remembered", contextlib.nullcontext)
+    alone, without = run()
+    assert remembered.verdict == alone.verdict == "agree"
+    assert remembered.port.verdict == alone.port.verdict == "same"
+    for ours, theirs in zip(with_memory, without):
+        assert ours[0] == theirs[0]
+        for a, b in zip(ours[1:], theirs[1:]):
+            np.testing.assert_array_equal(a, b)
+    assert limbs._Remembered.depth == 0 and limbs._Remembered.products == {}
