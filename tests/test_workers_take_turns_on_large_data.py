@@ -95,3 +95,93 @@ def test_the_run_takes_turns_only_beyond_the_threshold(monkeypatch):
         report = _run(None, arrays, "y", MODELS["linear"], "native", "float64,float32", (), False)
         assert report.verdict == "agree"
     assert seen == [False, True]
+
+
+NOTHING_SENT_DURING_A_TURN = """
+import contextlib, multiprocessing.connection, os, sys
+from gradcmp.judging import workers
+
+holding = [False]
+original_turn, original_send = workers._turn, multiprocessing.connection.Connection.send
+
+
+@contextlib.contextmanager
+def watched_turn(turns):
+    with original_turn(turns):
+        holding[0] = True
+        try:
+            yield
+        finally:
+            holding[0] = False
+
+
+def watched_send(self, message):
+    if holding[0]:  # in a worker, holding the turn: the parent may not be reading
+        os.write(2, f"sent during a turn: {message[0]}\\n".encode())
+    return original_send(self, message)
+
+
+workers._turn = watched_turn
+multiprocessing.connection.Connection.send = watched_send
+workers.run_in_workers(
+    {"torch": [("a", "x"), ("b", "x")], "jax": [("c", "x")]},
+    setup=lambda name: None,
+    execute=lambda name, dtype: name,
+    timeout=5,
+    failed=lambda note: note,
+    take_turns=True,
+)
+"""
+
+
+def test_a_worker_sends_nothing_while_it_holds_the_turn():
+    """The parent reads no pipe while it computes the reference; a worker blocked on a full
+    pipe while holding the turn would stall the other worker until the reference is done
+    (and its call's clock would run: a false timeout). So a call's start goes to the parent
+    through shared memory, and every message is sent outside the turn."""
+    done = subprocess.run(
+        [sys.executable, "-c", NOTHING_SENT_DURING_A_TURN],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "sent during a turn" not in done.stderr, done.stderr
+
+
+def test_a_call_waiting_for_its_turn_is_not_timed_out():
+    """The time limit counts from the call's turn: a call that waits behind the other
+    worker's longer call is not failed for the wait."""
+    # Whichever goes first, the other waits: 1.0 + 0.8 s from its "begin", past the 1.6 s
+    # limit; no call runs longer than 1.0 s.
+    script = SCRIPT.format(torch=json.dumps([["slow", "x"]]), timeout=1.6, turns=True)
+    script = script.replace('60 if name == "hangs" else 0.4', '1.0 if name == "slow" else 0.8')
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    outcomes = json.loads(done.stdout)
+    assert all(isinstance(o, list) for o in outcomes.values()), outcomes  # none timed out
+
+
+def test_where_no_lock_can_be_taken_the_calls_run_without_turns():
+    """A file system without POSIX locks (simulated: a read-only descriptor, which lockf
+    refuses): every call still runs, overlapping as on small data."""
+    script = SCRIPT.format(torch=json.dumps([["a", "x"], ["b", "x"]]), timeout=None, turns=True)
+    script = script.replace(
+        "from gradcmp.judging import workers\n",
+        "from gradcmp.judging import workers\n"
+        "import contextlib, tempfile\n"
+        "@contextlib.contextmanager\n"
+        "def read_only():\n"
+        "    with tempfile.NamedTemporaryFile() as f, open(f.name, 'rb') as r:\n"
+        "        yield r\n"
+        "workers._turns_file = read_only\n",
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    outcomes = json.loads(done.stdout)
+    assert sorted(outcomes) == ["a", "b", "c", "d"]
+    assert all(isinstance(o, list) for o in outcomes.values()), outcomes

@@ -89,7 +89,7 @@ def run(
     """Every backend × dtype against the reference. With ``workers``, each framework's
     backends run in a forked worker process of their own while the reference is computed
     here (workers.py); otherwise everything runs in this process, one call after another."""
-    with old_objects_frozen():
+    with full_collections_paused():
         return _run(problem, backends, dtypes, explicit_backends, strict, timeout, workers)
 
 
@@ -106,24 +106,25 @@ def _inputs_bytes(problem: Problem, dtypes: list[DType], unusable: dict) -> int:
 
 
 @contextlib.contextmanager
-def old_objects_frozen() -> Iterator[None]:
-    """Python's cycle collector leaves alone what existed before the run (gc.freeze).
+def full_collections_paused() -> Iterator[None]:
+    """Python's cycle collector makes no full collection during the run; its young
+    generations collect as before, and its thresholds are the caller's again after.
 
-    A run makes 10⁵ objects per 10⁵ parameters (the reference's numbers, one error per
-    output), and each of Python's full collections they set off would otherwise walk every
-    object torch and JAX made at import too: a third of the run's time on the 94k-parameter
-    MLP (benchmarks/gradcheck_mlp.py). The run's own objects are collected as before. Forked
-    workers gain too: a collection there no longer touches (and so copies) the pages of the
-    objects they share with this process. Where the caller froze objects already (a
-    fork-server), their freeze is theirs to undo: left as it is."""
-    if gc.get_freeze_count():
-        yield
-        return
-    gc.freeze()
+    A run makes an object or two per output (10⁵ for a 10⁵-parameter model), and each full
+    collection they set off walks every object torch and JAX made at import too: a fifth to
+    a third of the run's time on the 94k-parameter MLP (benchmarks/gradcheck_mlp.py). Not
+    ``gc.freeze``: that also pins garbage not yet collected (a caller's, an earlier run's),
+    and a loop of runs would keep all of it."""
+    previous = gc.get_threshold()
+    gc.set_threshold(previous[0], previous[1], FULL_COLLECTIONS_AFTER)
     try:
         yield
     finally:
-        gc.unfreeze()
+        gc.set_threshold(*previous)
+
+
+# The third threshold during a run: this many young collections before a full one, i.e. none.
+FULL_COLLECTIONS_AFTER = 10**9
 
 
 def _run(problem, backends, dtypes, explicit_backends, strict, timeout, workers) -> Report:

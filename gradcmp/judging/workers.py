@@ -109,10 +109,21 @@ class _Worker:
         self.context = context
         self.process = None
         self.connection = None
-        self.started_call: tuple[Call, float] | None = None  # (call, monotonic start)
+        self.started_call: Call | None = None  # begun, not yet done
+        self.clock = None  # shared with the worker: when its call began to run (0: not yet)
+
+    def call_started(self) -> float | None:
+        """When the begun call started to run (monotonic), None while it waits for its turn.
+        The worker writes it to shared memory, not to the pipe: the parent reads no pipe while
+        it computes the reference, and a worker must never wait on a full pipe holding the
+        turn, nor have that wait counted against its call's time limit."""
+        if self.started_call is None or self.clock is None:
+            return None
+        return self.clock.value or None
 
     def start(self) -> None:
         receiver, sender = self.context.Pipe(duplex=False)
+        self.clock = self.context.RawValue("d", 0.0)
         self.process = self.context.Process(
             target=_work,
             args=(
@@ -123,6 +134,7 @@ class _Worker:
                 sender,
                 receiver,
                 self.turns,
+                self.clock,
             ),
             daemon=True,
             name="gradcmp-worker",
@@ -153,7 +165,11 @@ def _turn(turns: int | None) -> Iterator[None]:
         return
     import fcntl
 
-    fcntl.lockf(turns, fcntl.LOCK_EX)
+    try:
+        fcntl.lockf(turns, fcntl.LOCK_EX)
+    except OSError:  # a file system without POSIX locks: the calls overlap, as on small data
+        yield
+        return
     try:
         yield
     finally:
@@ -168,6 +184,7 @@ def _work(
     connection,
     theirs,
     turns: int | None = None,
+    clock=None,
 ) -> None:
     """The worker's body: set each backend up once, run its calls, send every event."""
     become_child(os.getppid())
@@ -188,11 +205,13 @@ def _work(
             connection.send(("environment", framework_state()))
         if set_up[name]:
             continue
-        with _turn(turns):  # the call's time limit starts with its turn
-            connection.send(("begin", (name, dtype), time.monotonic()))
+        clock.value = 0.0  # (before "begin": the parent never reads the last call's start)
+        connection.send(("begin", (name, dtype)))  # never sent holding the turn
+        with _turn(turns):
+            clock.value = started = time.monotonic()  # the call's time limit starts here
             outcome = execute(name, dtype)
         connection.send(("environment", framework_state()))  # the GPU a call used, too
-        connection.send(("done", (name, dtype), outcome, time.monotonic()))
+        connection.send(("done", (name, dtype), outcome, started, time.monotonic()))
     connection.close()
 
 
@@ -211,12 +230,25 @@ def run_in_workers(
     ``failed(note)`` makes the outcome of a call that timed out or whose worker died.
     ``take_turns``: one worker's call at a time (``_turn``), for a large dataset."""
     context = multiprocessing.get_context("fork")
-    with tempfile.TemporaryFile() if take_turns else contextlib.nullcontext() as turns:
+    with _turns_file() if take_turns else contextlib.nullcontext() as turns:
         fd = turns.fileno() if turns is not None else None
         workers = [
             _Worker(f, calls, setup, execute, context, fd) for f, calls in groups.items() if calls
         ]
         return _run_workers(workers, timeout, failed, while_waiting)
+
+
+@contextmanager
+def _turns_file():
+    """An anonymous file whose lock the workers take turns for, or None where none can be
+    made (then the calls overlap)."""
+    try:
+        file = tempfile.TemporaryFile()
+    except OSError:
+        yield None
+        return
+    with file:
+        yield file
 
 
 def _run_workers(workers: list[_Worker], timeout, failed, while_waiting) -> WorkerResults:
@@ -234,18 +266,25 @@ def _run_workers(workers: list[_Worker], timeout, failed, while_waiting) -> Work
 
 
 def _serve(workers: list[_Worker], results: WorkerResults, timeout, failed) -> None:
-    """Read what is ready, or wait until the nearest deadline; restart a worker past it."""
+    """Read what is ready, or wait until the nearest deadline; restart a worker past it. A
+    begun call that has not started to run (waiting for its turn) has no deadline yet: the
+    wait is then short, to look at its clock again."""
     live = [w for w in workers if w.connection is not None]
-    deadlines = [w.started_call[1] + timeout for w in live if timeout and w.started_call]
+    starts = {w: w.call_started() for w in live} if timeout else {}
+    deadlines = [start + timeout for start in starts.values() if start is not None]
     wait = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+    if timeout and any(w.started_call and starts[w] is None for w in live):
+        wait = min(wait if wait is not None else CLOCK_POLL, CLOCK_POLL)
     ready = multiprocessing.connection.wait([w.connection for w in live], wait)
     for worker in live:
         if worker.connection in ready:
             _receive(worker, results, failed, timeout)
-        elif timeout and worker.started_call:
-            call, started = worker.started_call
-            if time.monotonic() >= started + timeout:
-                _give_up_on(worker, call, failed(timed_out(timeout)), results)
+        elif starts.get(worker) is not None and time.monotonic() >= starts[worker] + timeout:
+            _give_up_on(worker, worker.started_call, failed(timed_out(timeout)), results)
+
+
+# How often the parent looks at the clock of a call waiting for its turn (seconds).
+CLOCK_POLL = 0.25
 
 
 def _receive(worker: _Worker, results: WorkerResults, failed, timeout) -> None:
@@ -256,7 +295,7 @@ def _receive(worker: _Worker, results: WorkerResults, failed, timeout) -> None:
         code = worker.process.exitcode
         how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
         if worker.started_call is not None:
-            call, _ = worker.started_call
+            call = worker.started_call
             _give_up_on(worker, call, failed(f"the worker process died ({how})"), results)
         else:  # all done, or it died setting a backend up: what is left cannot run
             for call in worker.pending:
@@ -274,11 +313,9 @@ def _receive(worker: _Worker, results: WorkerResults, failed, timeout) -> None:
             results.setup_errors[name] = error
             worker.pending = [c for c in worker.pending if c[0] != name]
     elif kind == "begin":
-        _, call, started = message
-        worker.started_call = (call, started)
+        _, worker.started_call = message
     else:
-        _, call, outcome, finished = message
-        _, started = worker.started_call
+        _, call, outcome, started, finished = message
         if timeout is not None and finished - started > timeout:  # read late, ran too long
             outcome = failed(timed_out(timeout))
         results.outcomes[call] = outcome
