@@ -56,8 +56,12 @@ def _unbroadcast(g: Tracked, shape: tuple[int, ...]) -> Tracked:
     return reshape(reduced, shape)
 
 
-def _moved(x: Tracked, node: Tracked) -> Tracked:
-    """``node``: ``x``'s values moved, so float64 numbers where x's are."""
+def _moved(x: Tracked, move, backward) -> Tracked:
+    """``x``'s values and companions rearranged by ``move`` (a numpy function), a node whose
+    gradient goes back by ``backward``; float64 numbers where x's are."""
+    node = Tracked(
+        move(x.v), move(x.e), move(x.a), (x,), (backward,), None if x._f is None else move(x._f)
+    )
     node.floats_exact = x.floats_exact
     return node
 
@@ -67,17 +71,7 @@ def broadcast_to(x, shape) -> Tracked:
     shape = tuple(shape)
     if x.shape == shape:
         return x
-    return _moved(
-        x,
-        Tracked(
-            np.broadcast_to(x.v, shape).copy(),
-            np.broadcast_to(x.e, shape).copy(),
-            np.broadcast_to(x.a, shape).copy(),
-            (x,),
-            (lambda g: _unbroadcast(g, x.shape),),
-            np.broadcast_to(x.f, shape).copy(),
-        ),
-    )
+    return _moved(x, lambda a: np.broadcast_to(a, shape).copy(), lambda g: _unbroadcast(g, x.shape))
 
 
 def broadcast_arrays(*arrays) -> list[Tracked]:
@@ -88,17 +82,7 @@ def broadcast_arrays(*arrays) -> list[Tracked]:
 
 def reshape(x, shape) -> Tracked:
     x = _wrap(x)
-    return _moved(
-        x,
-        Tracked(
-            x.v.reshape(shape),
-            x.e.reshape(shape),
-            x.a.reshape(shape),
-            (x,),
-            (lambda g: reshape(g, x.shape),),
-            None if x._f is None else x._f.reshape(shape),
-        ),
-    )
+    return _moved(x, lambda a: a.reshape(shape), lambda g: reshape(g, x.shape))
 
 
 def permute_dims(x, axes) -> Tracked:
@@ -107,17 +91,7 @@ def permute_dims(x, axes) -> Tracked:
     x = _wrap(x)
     axes = tuple(a % x.ndim for a in axes) if x.ndim else ()
     inverse = tuple(int(i) for i in np.argsort(axes))
-    return _moved(
-        x,
-        Tracked(
-            x.v.transpose(axes),
-            x.e.transpose(axes),
-            x.a.transpose(axes),
-            (x,),
-            (lambda g: permute_dims(g, inverse),),
-            None if x._f is None else x._f.transpose(axes),
-        ),
-    )
+    return _moved(x, lambda a: a.transpose(axes), lambda g: permute_dims(g, inverse))
 
 
 def transpose(x) -> Tracked:
