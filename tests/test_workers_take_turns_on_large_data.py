@@ -173,7 +173,7 @@ def test_where_no_lock_can_be_taken_the_calls_run_without_turns():
         "from gradcmp.judging import workers\n"
         "import contextlib, tempfile\n"
         "@contextlib.contextmanager\n"
-        "def read_only():\n"
+        "def read_only(wanted):\n"
         "    with tempfile.NamedTemporaryFile() as f, open(f.name, 'rb') as r:\n"
         "        yield r\n"
         "workers._turns_file = read_only\n",

@@ -105,6 +105,10 @@ def _inputs_bytes(problem: Problem, dtypes: list[DType], unusable: dict) -> int:
     return sum(X.nbytes + y.nbytes for X, y in arrays)
 
 
+# The third threshold during a run: this many young collections before a full one, i.e. none.
+FULL_COLLECTIONS_AFTER = 10**9
+
+
 @contextlib.contextmanager
 def full_collections_paused() -> Iterator[None]:
     """Python's cycle collector makes no full collection during the run; its young
@@ -121,10 +125,6 @@ def full_collections_paused() -> Iterator[None]:
         yield
     finally:
         gc.set_threshold(*previous)
-
-
-# The third threshold during a run: this many young collections before a full one, i.e. none.
-FULL_COLLECTIONS_AFTER = 10**9
 
 
 def _run(problem, backends, dtypes, explicit_backends, strict, timeout, workers) -> Report:

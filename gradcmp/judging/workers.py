@@ -6,12 +6,11 @@ framework calls and the reference then overlap, and each framework's global stat
 x64 flag, caches) stays in its own process. Forking shares the dataset's pages with the
 workers instead of copying them, and hands over everything a loss file defined.
 
-A worker runs its calls one after another and sends each outcome back through a pipe. On a
-large dataset the workers take turns for their calls (``turns``): each call's working memory
-(autodiff's intermediates) is of the order of the data, and two at once would add up. Their
-imports still overlap. A call
+A worker runs its calls one after another and sends each outcome back through a pipe. A call
 that runs past ``--timeout``, or a worker that dies (a segfault in native code), fails that one
-call; a fresh worker takes over the calls still to run.
+call; a fresh worker takes over the calls still to run. On a large dataset the workers take
+turns for their calls (``_turn``): each call's working memory (autodiff's intermediates) is of
+the order of the data, and two at once would add up. Their imports still overlap.
 
 Forking is only safe before a framework has started its own threads, so a framework already
 imported in this process (a loss file that imports torch at the top, a test suite) runs its
@@ -20,7 +19,6 @@ backends in this process instead.
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -183,10 +181,12 @@ def _work(
     execute: Callable,
     connection,
     theirs,
-    turns: int | None = None,
-    clock=None,
+    turns: int | None,
+    clock,
 ) -> None:
-    """The worker's body: set each backend up once, run its calls, send every event."""
+    """The worker's body: set each backend up once, run its calls, send every event.
+    ``turns``: the descriptor whose lock is the turn (None: no turns); ``clock``: shared
+    memory for when the current call started (``_Worker.call_started``)."""
     become_child(os.getppid())
     large_blocks_mapped()  # a call's freed tensors go back to the system (memory.py)
     theirs.close()  # the main process's end: only it reads
@@ -230,7 +230,7 @@ def run_in_workers(
     ``failed(note)`` makes the outcome of a call that timed out or whose worker died.
     ``take_turns``: one worker's call at a time (``_turn``), for a large dataset."""
     context = multiprocessing.get_context("fork")
-    with _turns_file() if take_turns else contextlib.nullcontext() as turns:
+    with _turns_file(take_turns) as turns:
         fd = turns.fileno() if turns is not None else None
         workers = [
             _Worker(f, calls, setup, execute, context, fd) for f, calls in groups.items() if calls
@@ -239,9 +239,12 @@ def run_in_workers(
 
 
 @contextmanager
-def _turns_file():
-    """An anonymous file whose lock the workers take turns for, or None where none can be
-    made (then the calls overlap)."""
+def _turns_file(wanted: bool):
+    """An anonymous file whose lock the workers take turns for; None where no turns are
+    wanted or no file can be made (then the calls overlap)."""
+    if not wanted:
+        yield None
+        return
     try:
         file = tempfile.TemporaryFile()
     except OSError:

@@ -106,7 +106,8 @@ class OutputArrays:
         # A port's side and its generic loss mostly have equal outputs (a faithful port): the
         # limbs are a function of the value, so those of the last arrays made are taken where
         # the values are equal (one comparison each), and worked out only elsewhere.
-        last = _last_arrays()
+        global _last_arrays
+        last = _last_arrays() if _last_arrays is not None else None
         known = np.zeros(len(objects), dtype=bool)
         if last is not None and len(last.objects) == len(objects):
             with np.errstate(all="ignore"):
@@ -133,7 +134,7 @@ class OutputArrays:
                 lo2[finite] = rest.astype(np.float64)
         finally:
             gmpy2.set_context(previous)
-        _last_arrays.set(self)
+        _last_arrays = weakref.ref(self)
         size = np.abs(hi)
         plain = np.isfinite(hi) & (size >= 1 / LIMB_RANGE) & (size <= LIMB_RANGE)
         for i in np.flatnonzero(hi == 0):  # an exact 0, or a value below float64's range
@@ -173,21 +174,9 @@ class OutputArrays:
         self.__dict__.update(state, objects=objects)
 
 
-class _LastArrays:
-    """The OutputArrays made last in this process, while something else keeps them (a weak
-    reference: nothing is kept alive for this)."""
-
-    def __init__(self) -> None:
-        self._ref = None
-
-    def __call__(self) -> OutputArrays | None:
-        return self._ref() if self._ref is not None else None
-
-    def set(self, arrays: OutputArrays) -> None:
-        self._ref = weakref.ref(arrays)
-
-
-_last_arrays = _LastArrays()
+# The OutputArrays made last in this process, while something else keeps them (a weak
+# reference: nothing is kept alive for this).
+_last_arrays: weakref.ref | None = None
 
 
 class _View(Mapping):
