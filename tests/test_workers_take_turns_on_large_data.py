@@ -60,9 +60,35 @@ def test_taking_turns_no_two_calls_run_at_once():
     assert not overlapping(list(outcomes.values())), outcomes
 
 
-def test_without_turns_the_workers_calls_overlap():
-    outcomes = run_fake_workers(turns=False)
+def test_without_turns_the_workers_calls_overlap(tmp_path):
+    """Each worker's first call waits (up to 30 s) until the other worker has begun a call, so
+    the two overlap however late one worker starts on a loaded machine; were the calls run one
+    at a time, each would wait the full 30 s and end before the other begins."""
+    script = SCRIPT.format(torch=json.dumps([["a", "x"], ["b", "x"]]), timeout=None, turns=False)
+    script = script.replace(
+        'time.sleep(60 if name == "hangs" else 0.4)',
+        f"meet(name, {str(tmp_path)!r})",
+    ).replace("def execute", MEET + "\ndef execute")
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True, timeout=90
+    )
+    assert done.returncode == 0, done.stderr
+    outcomes = json.loads(done.stdout)
     assert overlapping(list(outcomes.values())), outcomes
+
+
+MEET = """
+import os
+
+def meet(name, folder):
+    open(os.path.join(folder, name), "w").close()
+    others = ("c", "d") if name in ("a", "b") else ("a", "b")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if any(os.path.exists(os.path.join(folder, o)) for o in others):
+            return
+        time.sleep(0.01)
+"""
 
 
 def test_a_worker_killed_during_its_turn_hands_the_turn_on():
@@ -152,10 +178,10 @@ def test_a_worker_sends_nothing_while_it_holds_the_turn():
 def test_a_call_waiting_for_its_turn_is_not_timed_out():
     """The time limit counts from the call's turn: a call that waits behind the other
     worker's longer call is not failed for the wait."""
-    # Whichever goes first, the other waits: 1.0 + 0.8 s from its "begin", past the 1.6 s
-    # limit; no call runs longer than 1.0 s.
-    script = SCRIPT.format(torch=json.dumps([["slow", "x"]]), timeout=1.6, turns=True)
-    script = script.replace('60 if name == "hangs" else 0.4', '1.0 if name == "slow" else 0.8')
+    # Whichever goes first, the other waits: 2.5 + 2.0 s from its "begin", past the 4 s
+    # limit; no call runs longer than 2.5 s (1.5 s to spare on a loaded machine).
+    script = SCRIPT.format(torch=json.dumps([["slow", "x"]]), timeout=4.0, turns=True)
+    script = script.replace('60 if name == "hangs" else 0.4', '2.5 if name == "slow" else 2.0')
     done = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True, timeout=60
     )
