@@ -32,7 +32,7 @@ and ``magnitude`` identical).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from fractions import Fraction
 from typing import NamedTuple
 
@@ -187,9 +187,27 @@ def worst(verdicts: Iterable[str]) -> str:
     return next((v for v in (DISAGREE, INCONCLUSIVE) if v in seen), AGREE)
 
 
-def worst_output(errors: dict[str, Error], outputs: list[str]) -> str:
+def worst_output(errors: Mapping[str, Error], outputs: list[str]) -> str:
     """The output among ``outputs`` with the largest ratio (a non-finite one first)."""
+    found = _on_columns(errors, outputs, "ratio", nonfinite_first=True)
+    if found is not None:
+        return found
     return max(outputs, key=lambda k: (not math.isfinite(errors[k].abs), errors[k].ratio))
+
+
+def _largest(errors: Mapping[str, Error], field: str) -> tuple[str, Error]:
+    """``max(errors.items())`` by ``field``: the first output with the largest one."""
+    found = _on_columns(errors, None, field, nonfinite_first=False)
+    if found is not None:
+        return found, errors[found]
+    return max(errors.items(), key=lambda item: getattr(item[1], field))
+
+
+def _on_columns(errors, outputs, field: str, nonfinite_first: bool) -> str | None:
+    """The answer of an ErrorTable (error_table.py: it keeps the errors as columns and
+    answers these questions there), else None."""
+    largest = getattr(errors, "largest", None)
+    return largest(outputs, field, nonfinite_first) if largest is not None else None
 
 
 def verdict_of(errors: dict[str, Error]) -> str:
@@ -207,7 +225,7 @@ def explain(
     errors' verdict where the caller knows it already."""
     verdict = verdict or verdict_of(errors)
     if verdict == DISAGREE:
-        name, e = max(errors.items(), key=lambda item: item[1].ratio)
+        name, e = _largest(errors, "ratio")
         if not math.isfinite(e.abs):
             exact = to_float(reference[name])
             where = (
@@ -221,14 +239,18 @@ def explain(
             f"bound {e.bound:.3g}: more than {dtype.name} rounding can explain"
         )
     if verdict == INCONCLUSIVE:
-        beyond = [name for name, e in errors.items() if e.out_of_range]
+        beyond = (
+            errors.beyond_range()
+            if hasattr(errors, "beyond_range")
+            else [name for name, e in errors.items() if e.out_of_range]
+        )
         if beyond:
             return (
                 f"the exact {', '.join(beyond)} {'is' if len(beyond) == 1 else 'are'} beyond "
                 f"{dtype.name}'s range: the infinity returned is its correct rounding, and "
                 "nothing more can be checked"
             )
-        name, e = max(errors.items(), key=lambda item: item[1].resolution)
+        name, e = _largest(errors, "resolution")
         if not math.isfinite(e.bound):
             return (
                 f"no rounding bound for {name} (the reference has none, or it is infinite in "

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -37,6 +38,7 @@ from .agreement import (
     verdict_of,
     worst,
 )
+from .error_table import ErrorTable
 from .execute import OK, Outcome
 from .precision import reduced_precision_note
 
@@ -51,7 +53,8 @@ class Result:
     status: str  # ok | failed | skipped
     loss: float | None = None
     grads: dict[str, float] = field(default_factory=dict)  # element name → value
-    errors: dict[str, Error] = field(default_factory=dict)  # output name → error
+    # output name → error (an ErrorTable for many outputs: error_table.py)
+    errors: Mapping[str, Error] = field(default_factory=dict)
     seconds: float | None = None
     note: str = ""
     compile_seconds: float | None = None
@@ -198,9 +201,10 @@ def judge(
 
 def measure_outputs(
     values: dict[str, float], exact, output, dtype: DType, rows: int
-) -> tuple[dict[str, Error], str | None]:
+) -> tuple[Mapping[str, Error], str | None]:
     """Each output's Error against ``exact`` (ReferenceValues), and their verdict where it
-    came out of the array path on the way (else None: ``verdict_of`` the errors)."""
+    came out of the array path on the way (else None: ``verdict_of`` the errors); on the
+    array path the errors are an ErrorTable (one Error made per output asked for)."""
     arrays, zero = exact.arrays, Fraction(0)
     truth, magnitudes = exact.outputs(), exact.magnitudes
 
@@ -227,18 +231,11 @@ def measure_outputs(
     clear, code, numbers = measure_arrays(
         v, arrays.hi[at], arrays.lo[at], arrays.plain[at], magnitude, tau, tau_ok, dtype
     )
-    abs_, rel, ulp, ratio, resolution = (x.tolist() for x in numbers)
-    errors = dict(
-        zip(
-            names,
-            map(Error, abs_, rel, ulp, tau.tolist(), ratio, magnitude.tolist(), resolution),
-        )
-    )
-    unclear = [names[i] for i in np.flatnonzero(~clear)]
-    for k in unclear:
-        errors[k] = exactly(k)
+    abs_, rel, ulp, ratio, resolution = numbers
+    measured = {names[i]: exactly(names[i]) for i in np.flatnonzero(~clear)}
+    errors = ErrorTable(names, (abs_, rel, ulp, tau, ratio, magnitude, resolution), measured)
     verdicts = [VERDICT_CODES[c] for c in np.unique(code[clear]).tolist()]
-    return errors, worst(verdicts + [errors[k].verdict for k in unclear])
+    return errors, worst(verdicts + [e.verdict for e in measured.values()])
 
 
 def _tolerance(dtype: DType) -> float:
