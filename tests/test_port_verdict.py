@@ -204,3 +204,18 @@ def test_float64_constants_rounded_differently_are_the_same_function(shift, verd
     if verdict == "same":
         assert d.hint == CONSTANTS_HINT
         assert "same function to float64 resolution" in v.note and name in v.note
+
+
+def test_output_arrays_know_where_each_tensor_begins():
+    """The port verdict's per-tensor scales read the runs of outputs: given by the reference
+    (from its tensors' sizes) or read from the names, they are the same."""
+    import numpy as np
+
+    from gradcmp.reference import values
+
+    names = ["loss", "b", "w[0]", "w[1]", "W[0,0]", "W[0,1]", "W[1,0]", "W[1,1]", "c"]
+    n = len(names)
+    given = values._starts([1, 1, 2, 0, 4, 1])  # an empty tensor has no run
+    objects = np.array([0.0] * n, dtype=object)
+    read = values.OutputArrays(names, objects, np.ones(n), np.ones(n), np.zeros(n))
+    assert given == read.tensor_starts == [0, 1, 2, 4, 8]

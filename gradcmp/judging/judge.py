@@ -125,7 +125,8 @@ def judge(
 
         world, rank_errors = rank_status(world, grads, outcome.other_ranks, judge_rank)
     notes = list(output.notes)
-    non_finite = [k for k, v in values.items() if not math.isfinite(v)]
+    floats = np.fromiter(values.values(), dtype=np.float64, count=len(values))
+    non_finite = _names_where(values, ~np.isfinite(floats))
     if non_finite:
         notes.append(f"non-finite: {', '.join(non_finite)}")
     if output.run_seconds is not None:  # compiled: the call alone, compilation apart
@@ -143,7 +144,7 @@ def judge(
         # ran it faithfully; the port verdict carries the finding.
         verdict = INCONCLUSIVE
         why = f"{output.side}'s own graph is not finite here ({own_side.failure})"
-    nan = [k for k, v in values.items() if math.isnan(v)]
+    nan = _names_where(values, np.isnan(floats))
     if verdict == DISAGREE and nan and "overflowed" in why:  # not an overflow: an invalid op
         why = (
             f"{nan[0]} is NaN where the exact value is finite: an invalid operation in {name} "
@@ -236,6 +237,14 @@ def measure_outputs(
     errors = ErrorTable(names, (abs_, rel, ulp, tau, ratio, magnitude, resolution), measured)
     verdicts = [VERDICT_CODES[c] for c in np.unique(code[clear]).tolist()]
     return errors, worst(verdicts + [e.verdict for e in measured.values()])
+
+
+def _names_where(values: dict[str, float], which: np.ndarray) -> list[str]:
+    """The names of the outputs marked in ``which`` (in order), without a loop over all."""
+    if not which.any():
+        return []
+    names = list(values)
+    return [names[i] for i in np.flatnonzero(which)]
 
 
 def _tolerance(dtype: DType) -> float:

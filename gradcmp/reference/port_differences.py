@@ -115,9 +115,7 @@ def _differences_of_arrays(
     |D| / max(|hi_a|, |hi_b|, cap) is then within 2**-49 of the exact rel."""
     A, B = ra.arrays, rb.arrays
     names = A.names
-    # Tensors are runs of consecutive outputs: "loss", then each parameter's elements.
-    tensors = [name.split("[", 1)[0] for name in names]
-    starts = [0] + [i for i in range(1, len(names)) if tensors[i] != tensors[i - 1]]
+    starts = A.tensor_starts  # tensors are runs of consecutive outputs
     largest = np.maximum(np.abs(A.hi), np.abs(B.hi))
     with np.errstate(all="ignore"):
         cap = np.repeat(np.maximum.reduceat(largest, starts), np.diff([*starts, len(names)]))
@@ -163,7 +161,7 @@ def _differences_of_arrays(
             stop = ends[start]
             top_hi = cap[start]
             tied = start + np.flatnonzero(largest[start:stop] == top_hi)
-            scale[tensors[start]] = max(
+            scale[names[start].split("[", 1)[0]] = max(
                 abs(x) for i in tied.tolist() for x in (A.exact(i), B.exact(i))
             )
         exact_rels, exact_slight = _differences(ra, rb, unclear, scale)

@@ -91,8 +91,9 @@ class OutputArrays:
     Outside ``plain`` (beyond float64's range, tiny, a NaN) the callers use the exact value.
     """
 
-    def __init__(self, names, objects, magnitude, coefficient, underflow):
+    def __init__(self, names, objects, magnitude, coefficient, underflow, tensor_starts=None):
         self.names: list[str] = names
+        self._tensor_starts: list[int] | None = tensor_starts
         self.objects = objects
         self.magnitude = np.asarray(magnitude, dtype=np.float64)
         self.coefficient = np.asarray(coefficient, dtype=np.float64)
@@ -149,6 +150,18 @@ class OutputArrays:
         if self._index is None:
             self._index = {name: i for i, name in enumerate(self.names)}
         return self._index
+
+    @property
+    def tensor_starts(self) -> list[int]:
+        """Where each tensor's run of outputs begins ("loss", then each parameter's elements:
+        ``W1[0,0]`` … share the tensor ``W1``)."""
+        if self._tensor_starts is None:
+            names = self.names
+            tensors = [name.split("[", 1)[0] for name in names]
+            self._tensor_starts = [0] + [
+                i for i in range(1, len(names)) if tensors[i] != tensors[i - 1]
+            ]
+        return self._tensor_starts
 
     def exact(self, i: int) -> Fraction:
         """Output ``i``'s exact value (built once, on demand)."""
@@ -262,7 +275,9 @@ def tracked_values(problem: Problem, out, grads) -> ReferenceValues:
         node.a = np.where(broken, 0.0, node.a)
         node.e = np.where(broken, np.inf, node.e)
     nodes = [out, *grads.values()]
-    names = ["loss", *(e for k in grads for e in element_names(k, shapes[k]))]
+    names = ["loss"]
+    for k in grads:
+        names += element_names(k, shapes[k])
     objects = np.concatenate([np.asarray(n.v, dtype=object).reshape(-1) for n in nodes])
     arrays = OutputArrays(
         names,
@@ -270,6 +285,7 @@ def tracked_values(problem: Problem, out, grads) -> ReferenceValues:
         np.concatenate([np.ravel(n.a) for n in nodes]),
         np.concatenate([np.ravel(n.e.real) for n in nodes]),
         np.concatenate([np.ravel(n.e.imag) for n in nodes]),
+        tensor_starts=_starts([n.size for n in nodes]),
     )
     for i in np.flatnonzero(~np.isfinite(arrays.hi)):
         highprec.to_fraction(objects[i])  # a NaN or inf raises (a finite mpfr beyond is fine)
@@ -281,6 +297,16 @@ def tracked_values(problem: Problem, out, grads) -> ReferenceValues:
         underflows=_Underflow(arrays),
         arrays=arrays,
     )
+
+
+def _starts(sizes: list[int]) -> list[int]:
+    """Where each tensor of these sizes begins in their concatenation (an empty one nowhere)."""
+    starts, at = [], 0
+    for size in sizes:
+        if size:
+            starts.append(at)
+            at += size
+    return starts
 
 
 def same_inputs(problem: Problem, a: str, b: str) -> bool:

@@ -249,10 +249,18 @@ def value_and_grad(
             _recording[0] = True
         result = {k: grads[id(v)] if id(v) in grads else _zeros(v.shape) for k, v in leaves.items()}
         for name, node in (("the loss", out), *result.items()):
-            if not all(gmpy2.is_finite(value) for value in node.v.ravel()):
+            if not _finite(node):
                 where = "the loss" if node is out else f"the gradient of {name}"
                 raise NotDifferentiable(f"{where} is not finite")
         return out, result
+
+
+def _finite(node: Tracked) -> bool:
+    """Whether every value is finite: where its float64 rounding is (a finite float64 is the
+    rounding of a finite value only), else by the value itself (beyond float64's range)."""
+    outside = np.flatnonzero(~np.isfinite(node.f))
+    values = node.v.ravel()
+    return all(gmpy2.is_finite(values[i]) for i in outside.tolist())
 
 
 def _arithmetic(exc: ArithmeticError) -> str:
