@@ -16,10 +16,12 @@ import functools
 import glob
 import os
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import gmpy2
 import numpy as np
 
+from . import binary
 from .tracked import _ONE, _ZERO
 
 # The most limbs one number may need (its row's spread of binary orders plus its significant
@@ -31,7 +33,8 @@ def _decompose(values: np.ndarray, floats: np.ndarray, floats_exact: bool = Fals
     """Each element of ``values`` (2-d, mpfr; ``floats`` their float64 roundings, the values
     themselves where ``floats_exact``, as the caller knows) as
     sign · mantissa · 2**low with an odd mantissa (0 for 0), and top = low + its bit length;
-    the mantissas a uint64 array when every value is a float64 number, else Python ints.
+    the mantissas a uint64 array when every value is a float64 number, else ``_Words`` (the
+    numbers read as words, binary.py), else Python ints.
     Returns (sign, mantissa, low, top, nonzero, width): width is the most bits a row spans."""
     rows, k = values.shape
     if floats_exact or np.array_equal(values, floats.astype(object)):  # float64: numpy
@@ -43,7 +46,15 @@ def _decompose(values: np.ndarray, floats: np.ndarray, floats_exact: bool = Fals
         low = top.astype(np.int64) - 53 + trailing
         top = top.astype(np.int64)
         nonzero = mantissa != 0
-    else:
+    elif (parsed := binary.read(values.ravel())) is not None:  # at array speed
+        negative, nonzero, words, exponent = parsed
+        base = exponent - 64 * words.shape[1]  # |value| = words · 2**base
+        sign = np.where(negative, -1.0, 1.0).reshape(rows, k)
+        mantissa = _Words(words, base)
+        low = (base + binary.trailing_zeros(words)).reshape(rows, k)
+        top = exponent.reshape(rows, k)
+        nonzero = nonzero.reshape(rows, k)
+    else:  # one by one
         sign, mantissa, low, top = [], [], [], []
         for value in values.ravel().tolist():
             m, e = value.as_mantissa_exp()
@@ -72,6 +83,13 @@ def _limbs(decomposed, bits: int) -> tuple[np.ndarray, np.ndarray]:
     count = max(-(-width // bits), 1)
     scale = np.where(nonzero.any(axis=1), row_top, 0) - count * bits
     shift = np.where(nonzero, low - scale[:, None], 0)  # ≥ 0: the value's bits start there
+    if isinstance(mantissa, _Words):  # limb l: the words' bits from scale + l·bits up
+        limbs = np.empty((count, rows, k))
+        base = mantissa.base.reshape(rows, k)
+        for limb in range(count):
+            start = (scale[:, None] + limb * bits - base).ravel()
+            limbs[limb] = binary.bits(mantissa.words, start, bits).reshape(rows, k)
+        return limbs * sign, scale
     if isinstance(mantissa, np.ndarray):
         limbs = np.empty((count, rows, k))
         mask = np.uint64(2**bits - 1)
@@ -91,6 +109,13 @@ def _limbs(decomposed, bits: int) -> tuple[np.ndarray, np.ndarray]:
     for i in range(bits // 8):
         limbs += octets[:, :, i] * float(256**i)
     return limbs.T.reshape(count, rows, k) * sign, scale
+
+
+class _Words(NamedTuple):
+    """Magnitudes as rows of 64-bit words (least significant first): words · 2**base."""
+
+    words: np.ndarray
+    base: np.ndarray
 
 
 def _trailing_zeros(m: np.ndarray) -> np.ndarray:
