@@ -59,6 +59,7 @@ def test_every_answer_matches_the_dict(seed):
             errors, {k: 1 for k in names}, dtype, 10, verdict
         )
     assert "w[0]" in table and "nope" not in table
+    assert table.copy() == errors and type(table.copy()) is dict and repr(table) == repr(errors)
     with pytest.raises(KeyError):
         table["nope"]
 

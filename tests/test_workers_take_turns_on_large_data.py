@@ -65,6 +65,7 @@ def test_without_turns_the_workers_calls_overlap(tmp_path):
     the two overlap however late one worker starts on a loaded machine; were the calls run one
     at a time, each would wait the full 30 s and end before the other begins."""
     script = SCRIPT.format(torch=json.dumps([["a", "x"], ["b", "x"]]), timeout=None, turns=False)
+    assert 'time.sleep(60 if name == "hangs" else 0.4)' in script  # what the meeting replaces
     script = script.replace(
         'time.sleep(60 if name == "hangs" else 0.4)',
         f"meet(name, {str(tmp_path)!r})",

@@ -20,9 +20,10 @@ FIELDS = Error._fields[:-1]  # the numbers; the last field, out_of_range, is a f
 
 
 class ErrorTable(Mapping):
-    """``names`` → Error, from one float64 column per number of ``Error`` (``columns``, in
-    ``FIELDS`` order) and ``exact``: the Errors the exact rule made, which replace their rows
-    (their numbers are written into the columns, so the columns hold every output's)."""
+    """``names`` → Error, read-only (``copy()`` or ``dict()`` of it for a dict), from one
+    float64 column per number of ``Error`` (``columns``, in ``FIELDS`` order) and ``exact``:
+    the Errors the exact rule made, which replace their rows (their numbers are written into
+    the columns, so the columns hold every output's)."""
 
     def __init__(self, names: list[str], columns: Sequence[np.ndarray], exact: dict[str, Error]):
         self.names = names
@@ -55,6 +56,13 @@ class ErrorTable(Mapping):
 
     def __len__(self) -> int:
         return len(self.names)
+
+    def __repr__(self) -> str:
+        return repr(dict(self.items()))
+
+    def copy(self) -> dict[str, Error]:
+        """The errors as a plain dict (every Error made)."""
+        return dict(self.items())
 
     def largest(
         self, outputs: Sequence[str] | None, field: str, nonfinite_first: bool

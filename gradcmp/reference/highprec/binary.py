@@ -25,12 +25,15 @@ _ONE = np.uint64(1)
 def read(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
     """Finite mpfr ``values`` (1-d object array) as (negative, nonzero, words (n, k) uint64,
     exponent (n,) int64): |value| = words · 2**(exponent − 64·k), the words of a zero 0. None
-    where they are not all zeros and regular numbers of one precision in 4-byte fields."""
+    where they are not all mpfr zeros and regular numbers of one limb count (MPFR keeps the
+    bits below a number's precision 0) in 4-byte fields."""
     blobs = list(map(gmpy2.to_binary, values.tolist()))
     lengths = np.fromiter(map(len, blobs), dtype=np.int64, count=len(blobs))
     raw = np.frombuffer(b"".join(blobs), dtype=np.uint8)
     offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
     flags = raw[offsets + 1] if len(raw) else np.zeros(0, dtype=np.uint8)
+    if len(raw) and (raw[offsets] != 0x04).any():  # not an mpfr
+        return None
     nonzero = (flags & 0x01) != 0
     n = len(values)
     if ((flags[~nonzero] & 0x18) != 0).any():  # an infinity or a NaN
