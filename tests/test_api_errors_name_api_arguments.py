@@ -237,6 +237,8 @@ def test_api_only_errors_name_the_argument():
     )
     message = str(api_error(data=(np.zeros((3, 2)), np.zeros(4))))
     assert message.startswith("data: X has shape (3, 2) and y has shape (4,)"), message
+    message = str(api_error(data=(np.zeros((5, 0)), np.zeros(5))))  # no feature column
+    assert message.startswith("data: X has shape (5, 0) and y has shape (5,)"), message
     assert str(api_error(accept=1.5)) == "accept=1.5 is not a relative difference in [0, 1)"
 
 

@@ -63,10 +63,15 @@ def from_arrays(X, y, path: str = "<arrays>") -> Dataset:
     X_given, y_given = np.asarray(X), np.asarray(y)
     if X_given.ndim == 1:
         X_given = X_given[:, None]
-    if X_given.ndim != 2 or y_given.ndim != 1 or X_given.shape[0] != y_given.shape[0]:
+    if (
+        X_given.ndim != 2
+        or y_given.ndim != 1
+        or X_given.shape[0] != y_given.shape[0]
+        or X_given.shape[1] == 0
+    ):
         raise UsageError(
             f"X has shape {X_given.shape} and y has shape {y_given.shape}",
-            hint="give X as (n, d) or (n,) and y as (n,), n ≥ 1",
+            hint="give X as (n, d) or (n,) and y as (n,), n ≥ 1, d ≥ 1",
             option="data",
         )
     d = X_given.shape[1]
