@@ -203,6 +203,15 @@ def _largest(errors: Mapping[str, Error], field: str) -> tuple[str, Error]:
     return max(errors.items(), key=lambda item: getattr(item[1], field))
 
 
+def _beyond_range(errors: Mapping[str, Error]) -> list[str]:
+    """The outputs whose exact value is beyond the dtype's range (an ErrorTable's columns say
+    it at once)."""
+    beyond_range = getattr(errors, "beyond_range", None)
+    if beyond_range is not None:
+        return beyond_range()
+    return [name for name, e in errors.items() if e.out_of_range]
+
+
 def _on_columns(errors, outputs, field: str, nonfinite_first: bool) -> str | None:
     """The answer of an ErrorTable (error_table.py: it keeps the errors as columns and
     answers these questions there), else None."""
@@ -239,11 +248,7 @@ def explain(
             f"bound {e.bound:.3g}: more than {dtype.name} rounding can explain"
         )
     if verdict == INCONCLUSIVE:
-        beyond = (
-            errors.beyond_range()
-            if hasattr(errors, "beyond_range")
-            else [name for name, e in errors.items() if e.out_of_range]
-        )
+        beyond = _beyond_range(errors)
         if beyond:
             return (
                 f"the exact {', '.join(beyond)} {'is' if len(beyond) == 1 else 'are'} beyond "

@@ -57,13 +57,14 @@ def read(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
 
 def trailing_zeros(words: np.ndarray) -> np.ndarray:
     """The trailing zero bits of each row's multiword integer (0 for 0)."""
-    rows = np.arange(len(words))
-    nonzero = words != 0
-    first = np.argmax(nonzero, axis=1)
-    word = words[rows, first]
+    if words.shape[1] == 1:  # a float64's mantissa
+        first, word = 0, words[:, 0]
+    else:
+        first = np.argmax(words != 0, axis=1)  # the lowest word that is not 0
+        word = words[np.arange(len(words)), first]
     lowest = word & (~word + _ONE)  # the lowest set bit, a power of two: exact in float64
     within = np.log2(np.maximum(lowest, _ONE).astype(np.float64)).astype(np.int64)
-    return np.where(nonzero.any(axis=1), 64 * first + within, 0)
+    return np.where(word != 0, 64 * first + within, 0)
 
 
 def bits(words: np.ndarray, start: np.ndarray, width: int) -> np.ndarray:
@@ -76,6 +77,8 @@ def bits(words: np.ndarray, start: np.ndarray, width: int) -> np.ndarray:
     shift = (start % 64).astype(np.uint64)
 
     def word(i: np.ndarray) -> np.ndarray:
+        if count == 1:  # a float64's mantissa: no gather
+            return np.where(i == 0, words[:, 0], np.uint64(0))
         inside = (i >= 0) & (i < count)
         return np.where(inside, words[rows, np.clip(i, 0, count - 1)], np.uint64(0))
 

@@ -33,19 +33,20 @@ def _decompose(values: np.ndarray, floats: np.ndarray, floats_exact: bool = Fals
     """Each element of ``values`` (2-d, mpfr; ``floats`` their float64 roundings, the values
     themselves where ``floats_exact``, as the caller knows) as
     sign · mantissa · 2**low with an odd mantissa (0 for 0), and top = low + its bit length;
-    the mantissas a uint64 array when every value is a float64 number, else ``_Words`` (the
-    numbers read as words, binary.py), else Python ints.
+    the mantissas as ``_Words`` (one word each when every value is a float64 number, else the
+    numbers as MPFR writes them, binary.py), else Python ints.
     Returns (sign, mantissa, low, top, nonzero, width): width is the most bits a row spans."""
     rows, k = values.shape
     if floats_exact or np.array_equal(values, floats.astype(object)):  # float64: numpy
         fraction, top = np.frexp(floats)  # |fraction| in [1/2, 1): 53 significant bits
         mantissa = np.abs(np.ldexp(fraction, 53)).astype(np.uint64)
         sign = np.sign(floats)
-        trailing = _trailing_zeros(mantissa)
+        trailing = binary.trailing_zeros(mantissa.reshape(-1, 1)).reshape(rows, k)
         mantissa >>= trailing.astype(np.uint64)
         low = top.astype(np.int64) - 53 + trailing
         top = top.astype(np.int64)
         nonzero = mantissa != 0
+        mantissa = _Words(mantissa.reshape(-1, 1), low.ravel())
     elif (parsed := binary.read(values.ravel())) is not None:  # at array speed
         negative, nonzero, words, exponent = parsed
         base = exponent - 64 * words.shape[1]  # |value| = words · 2**base
@@ -82,7 +83,6 @@ def _limbs(decomposed, bits: int) -> tuple[np.ndarray, np.ndarray]:
     rows, k = sign.shape
     count = max(-(-width // bits), 1)
     scale = np.where(nonzero.any(axis=1), row_top, 0) - count * bits
-    shift = np.where(nonzero, low - scale[:, None], 0)  # ≥ 0: the value's bits start there
     if isinstance(mantissa, _Words):  # limb l: the words' bits from scale + l·bits up
         limbs = np.empty((count, rows, k))
         base = mantissa.base.reshape(rows, k)
@@ -90,16 +90,7 @@ def _limbs(decomposed, bits: int) -> tuple[np.ndarray, np.ndarray]:
             start = (scale[:, None] + limb * bits - base).ravel()
             limbs[limb] = binary.bits(mantissa.words, start, bits).reshape(rows, k)
         return limbs * sign, scale
-    if isinstance(mantissa, np.ndarray):
-        limbs = np.empty((count, rows, k))
-        mask = np.uint64(2**bits - 1)
-        for limb in range(count):
-            offset = limb * bits - shift  # where this limb starts, in the mantissa's bits
-            right = (mantissa >> np.clip(offset, 0, 63).astype(np.uint64)) & mask
-            left = (mantissa << np.clip(-offset, 0, 63).astype(np.uint64)) & mask
-            part = np.where(offset >= 0, np.where(offset < 64, right, 0), left)
-            limbs[limb] = np.where(-offset >= bits, 0, part)
-        return limbs * sign, scale
+    shift = np.where(nonzero, low - scale[:, None], 0)  # ≥ 0: the value's bits start there
     size = count * bits // 8
     raw = b"".join(
         (m << s).to_bytes(size, "little") for m, s in zip(mantissa, shift.ravel().tolist())
@@ -117,11 +108,6 @@ class _Words(NamedTuple):
     words: np.ndarray
     base: np.ndarray
 
-
-def _trailing_zeros(m: np.ndarray) -> np.ndarray:
-    """The number of trailing zero bits of each uint64 (0 for 0)."""
-    lowest = m & (~m + np.uint64(1))  # the lowest set bit
-    return np.where(m == 0, 0, np.log2(np.maximum(lowest, 1)).astype(np.int64))
 
 
 class _Remembered:
