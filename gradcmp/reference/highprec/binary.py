@@ -1,4 +1,5 @@
-"""MPFR numbers read as arrays of 64-bit words, and bit fields cut from such words.
+"""MPFR numbers read as arrays of 64-bit words and written from them, and bit fields cut from
+such words.
 
 An exact matrix product (limbs.py) cuts its operands into small integer limbs. For 200-bit
 operands that meant a Python loop per element (its mantissa, exponent and trailing zeros
@@ -12,6 +13,11 @@ gmpy2's format for a regular mpfr with 64-bit limbs (gmpy2_binary.c, ``to_binary
 the precision p and |exponent| as 4-byte little-endian integers; then the mantissa's
 ceil(p / 64) limbs, least significant first, the top bit set: the value is
 0.1b₂b₃… × 2**exponent. A zero, an infinity or a NaN is 8 bytes (flags without 0x01).
+
+The other way (``rounded``): an exact product's elements, multiword integers, are rounded to
+the working precision here at array speed and become numbers by one ``from_binary`` each,
+where a Python int per element, an MPFR addition to round it and a multiplication to scale it
+took three times as long (90,000 elements of the MLP's ∂L/∂W2: 0.18 s against 0.06 s).
 """
 
 from __future__ import annotations
@@ -87,3 +93,82 @@ def bits(words: np.ndarray, start: np.ndarray, width: int) -> np.ndarray:
     window = low | np.where(shift == 0, np.uint64(0), high)
     mask = np.uint64(2**64 - 1) if width == 64 else np.uint64(2**width - 1)
     return window & mask
+
+
+def rounded(integers: np.ndarray, scale: np.ndarray) -> np.ndarray | None:
+    """Each row's integer N (``integers``: (n, W) uint64 words of a two's-complement integer,
+    least significant first) times 2**scale[row], rounded once to nearest (ties to even) to the
+    context's precision: an object array of mpfr equal to ``mpfr(N) * 2**scale`` computed in
+    that context. None where the context does more than round to nearest in a wide exponent
+    range (the caller then uses MPFR itself)."""
+    context = gmpy2.get_context()
+    p = context.precision
+    if (
+        context.round != gmpy2.RoundToNearest
+        or context.subnormalize
+        or context.trap_inexact
+        or context.emax < 2**20
+        or context.emin > -(2**20)
+    ):
+        return None
+    n, count = integers.shape
+    negative = (integers[:, -1] >> np.uint64(63)) != 0
+    magnitude = integers.copy()
+    carry = negative.copy()  # |N| = ~N + 1 where N < 0, the 1 carried word by word
+    for j in range(count):
+        word = np.where(negative, ~integers[:, j], integers[:, j]) + carry.astype(np.uint64)
+        carry &= word == 0
+        magnitude[:, j] = word
+    nonzero = (magnitude != 0).any(axis=1)
+    top_word = count - 1 - np.argmax(magnitude[:, ::-1] != 0, axis=1)
+    length = 64 * top_word + _bit_length(magnitude[np.arange(n), top_word])  # of |N|
+    # The kept bits: K words from bit length − 64·K up, the top one's top bit set; the bits
+    # below the precision's last (64·K − p of them) are cleared, and carried into it if the
+    # rounding goes up: the bit below the last kept (``half``) is set and either a bit below
+    # it is set (``sticky``: more than half an ulp) or the last kept bit is odd (a tie).
+    limbs = -(-p // 64)
+    spare = 64 * limbs - p
+    start = length - 64 * limbs
+    mantissa = np.stack([bits(magnitude, start + 64 * j, 64) for j in range(limbs)], axis=1)
+    last = length - p  # the last kept bit's place in |N|
+    half = (last > 0) & (bits(magnitude, last - 1, 1) != 0)
+    sticky = trailing_zeros(magnitude) < last - 1
+    odd = bits(magnitude, last, 1) != 0
+    up = half & (sticky | odd) & nonzero
+    mantissa[:, 0] &= ~np.uint64(2**spare - 1)
+    carry = up.copy()
+    for j in range(limbs):
+        increment = np.where(carry, np.uint64(1 << spare) if j == 0 else _ONE, np.uint64(0))
+        word = mantissa[:, j] + increment
+        carry = carry & (word < mantissa[:, j])  # wrapped around
+        mantissa[:, j] = word
+    mantissa[carry, -1] = np.uint64(1 << 63)  # 0.11…1 rounded up to 1 = 0.1 × 2
+    exponent = length + np.asarray(scale, dtype=np.int64) + carry
+    if nonzero.any() and (
+        exponent[nonzero].max() > context.emax or exponent[nonzero].min() < context.emin
+    ):
+        return None
+    width = 12 + 8 * limbs
+    blob = np.zeros((n, width), dtype=np.uint8)
+    blob[:, 0] = 0x04
+    blob[:, 1] = 0x41 | np.where(negative, 0x02, 0) | np.where(exponent < 0, 0x20, 0)
+    blob[:, 4:8] = np.array([p], dtype="<u4").view(np.uint8)
+    blob[:, 8:12] = np.abs(exponent).astype("<u4").reshape(n, 1).view(np.uint8)
+    mantissa[~nonzero, -1] = np.uint64(1 << 63)  # a zero's blob made a number: replaced below
+    blob[:, 12:] = mantissa.astype("<u8").view(np.uint8)
+    raw = blob.tobytes()
+    numbers = np.array(
+        list(map(gmpy2.from_binary, [raw[i : i + width] for i in range(0, n * width, width)])),
+        dtype=object,
+    )
+    numbers[~nonzero] = gmpy2.mpfr(0) + 0  # a zero of the context's precision, as MPFR makes it
+    return numbers
+
+
+def _bit_length(words: np.ndarray) -> np.ndarray:
+    """The bit length of each uint64 that is not 0."""
+    # float64 rounds a word to nearest, at most up to the next power of two: the estimate is
+    # the length or one more.
+    estimate = np.frexp(words.astype(np.float64))[1].astype(np.int64)
+    shift = np.clip(estimate - 1, 0, 63).astype(np.uint64)
+    return np.where((words >> shift) == 0, estimate - 1, np.minimum(estimate, 64))

@@ -4,8 +4,8 @@ A product of two object arrays costs one MPFR multiply and one add per term, som
 each with Python's object protocol around them. Instead the operands are cut into integer
 limbs (fixed point per row of x and per column of y), the limbs multiplied by float64
 matrix products — exact, since every partial sum is an integer below 2**53 — and the
-products recombined as Python integers: each element of x @ y is its exact value, rounded
-once to the working precision.
+products recombined as multiword integers, rounded in numpy (binary.py): each element of
+x @ y is its exact value, rounded once to the working precision.
 """
 
 from __future__ import annotations
@@ -212,20 +212,32 @@ def _compute_exact_matmul(xv, xf, yv, yf, exact) -> np.ndarray | None:
         y_side = np.concatenate([y_limbs[d - m] for m in pairs], axis=1)
         sums[d] = x_side @ y_side.T
     # Carry into base-2**bits digits (floor division: the digits are ≥ 0, the carry signed),
-    # then each element's integer from its bytes: digits little-endian, the carry on top in
-    # two's complement.
-    carry = np.zeros((rows, columns), dtype=np.int64)
+    # then each element's integer as 64-bit words: digits little-endian, the carry on top in
+    # two's complement (sign-extended). Built digit-major, one row of bytes per digit
+    # (contiguous writes), and turned element-major once.
+    size, octets = rows * columns, bits // 8
+    count = -(-(digits * octets + 8) // 8)
+    buffer = np.empty((8 * count, size), dtype=np.uint8)
+    flat = sums.reshape(digits, size)
+    carry, total = np.zeros(size, dtype=np.int64), np.empty(size, dtype=np.int64)
     mask = np.int64(2**bits - 1)
-    octets = bits // 8
-    size = rows * columns
-    buffer = np.empty((size, digits * octets + 8), dtype=np.uint8)
     for d in range(digits):
-        total = sums[d] + carry
-        digit = (total & mask).astype("<u4").reshape(size, 1)
-        buffer[:, d * octets : (d + 1) * octets] = digit.view(np.uint8)[:, :octets]
-        carry = total >> bits
-    buffer[:, digits * octets :] = carry.astype("<i8").reshape(size, 1).view(np.uint8)
-    raw, width = buffer.tobytes(), buffer.shape[1]
+        np.add(flat[d], carry, out=total)
+        digit = total & mask
+        for o in range(octets):
+            buffer[d * octets + o] = (digit >> (8 * o)).astype(np.uint8)
+        np.right_shift(total, bits, out=carry)
+    top = digits * octets
+    buffer[top : top + 8] = carry.astype("<i8").view(np.uint8).reshape(size, 8).T
+    buffer[top + 8 :] = np.where(carry < 0, 0xFF, 0).astype(np.uint8)
+    words = np.ascontiguousarray(buffer.T).view("<u8").astype(np.uint64)
+    scale = x_scale[:, None] + y_scale[None, :]
+    product = binary.rounded(words, scale.ravel())
+    if product is not None:
+        return product.reshape(rows, columns)
+    # The context does more than round to nearest: MPFR rounds each integer (0 + n rounds
+    # once; ×2**e is exact, and ten times faster than mul_2exp).
+    raw, width = words.astype("<u8").tobytes(), 8 * count
     integers = np.array(
         [
             int.from_bytes(raw[i : i + width], "little", signed=True)
@@ -233,8 +245,7 @@ def _compute_exact_matmul(xv, xf, yv, yf, exact) -> np.ndarray | None:
         ],
         dtype=object,
     )
-    # 0 + n rounds once; ×2**e is exact (and ten times faster than mul_2exp).
-    exponents, which = np.unique(x_scale[:, None] + y_scale[None, :], return_inverse=True)
+    exponents, which = np.unique(scale, return_inverse=True)
     powers = np.array([gmpy2.mul_2exp(_ONE, e) for e in exponents.tolist()], dtype=object)
     return ((integers + _ZERO) * powers[which.ravel()]).reshape(rows, columns)
 
