@@ -204,13 +204,20 @@ def _compute_exact_matmul(xv, xf, yv, yf, exact) -> np.ndarray | None:
     rows, columns = x_limbs.shape[1], y_limbs.shape[1]
     digits = n_x + n_y - 1
     # Digit d of the product: Σ over l + m = d of x_limbs[l] @ y_limbs[m]ᵀ, one matrix
-    # product of the limbs side by side.
+    # product of the limbs side by side. Side by side once: x's limbs in order along k, y's
+    # in reverse, so that each digit's pairs are one slice of each (views that BLAS reads
+    # in place, the antidiagonal l = first … last against m = d − first … d − last).
+    x_side = x_limbs.transpose(1, 0, 2).reshape(rows, n_x * k)
+    y_side = y_limbs[::-1].transpose(1, 0, 2).reshape(columns, n_y * k)
     sums = np.empty((digits, rows, columns), dtype=np.int64)
     for d in range(digits):
-        pairs = range(max(0, d - n_y + 1), min(d, n_x - 1) + 1)
-        x_side = np.concatenate([x_limbs[m] for m in pairs], axis=1)
-        y_side = np.concatenate([y_limbs[d - m] for m in pairs], axis=1)
-        sums[d] = x_side @ y_side.T
+        first, last = max(0, d - n_y + 1), min(d, n_x - 1)
+        reverse = n_y - 1 - (d - first)  # y's limb d − first in the reversed order
+        pairs = last - first + 1
+        sums[d] = (
+            x_side[:, first * k : (first + pairs) * k]
+            @ y_side[:, reverse * k : (reverse + pairs) * k].T
+        )
     # Carry into base-2**bits digits (floor division: the digits are ≥ 0, the carry signed),
     # then each element's integer as 64-bit words: digits little-endian, the carry on top in
     # two's complement (sign-extended). Built digit-major, one row of bytes per digit
