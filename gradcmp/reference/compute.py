@@ -66,7 +66,7 @@ def compute_reference(
     """The reference for each dtype; ``unusable`` (dtype → why no backend computes in it)
     where the caller has worked it out already. ``timeout`` bounds the tracing of each side
     of a port (it runs the user's code)."""
-    with highprec.products_remembered():  # the sides' and the generic loss's products, once
+    with highprec.results_remembered():  # the sides' and the generic loss's work, once
         return _compute_reference(problem, dtypes, unusable, timeout)
 
 

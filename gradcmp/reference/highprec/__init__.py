@@ -99,7 +99,7 @@ from .functions import (
     tan,
     trunc,
 )
-from .limbs import _blas_thread_calls, _exact_matmul, _one_blas_thread, products_remembered
+from .limbs import _blas_thread_calls, _exact_matmul, _one_blas_thread
 from .namespace import Namespace, NotInNamespace, value_and_grad, xp
 from .products import _matmul_by_products, einsum, matmul, tensordot, vecdot
 from .reductions import (
@@ -112,6 +112,7 @@ from .reductions import (
     var,
     vector_norm,
 )
+from .remembered import results_remembered
 from .shape import (
     broadcast_arrays,
     broadcast_to,
@@ -200,7 +201,7 @@ __all__ = [
     "permute_dims",
     "pow_",
     "prod",
-    "products_remembered",
+    "results_remembered",
     "reciprocal",
     "repeat",
     "reshape",

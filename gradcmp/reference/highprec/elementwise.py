@@ -12,9 +12,11 @@ from collections.abc import Callable
 import gmpy2
 import numpy as np
 
+from . import remembered
 from .shape import _unbroadcast
 from .tracked import (
     LIBM_ULPS,
+    REMEMBERED_SIZE,
     Tracked,
     UnsupportedOperation,
     _complex,
@@ -140,7 +142,21 @@ def _unary(x, fn, slope_fn, backward, complex_result: str = "", outside=None) ->
     """z = fn(x) with |dz/dx| = slope_fn(x, z) (floats) and backward(g, x, z) → Tracked; the
     backward rule reuses the forward node z itself, so its forward error counts there too."""
     x = _wrap(x)
-    v = _elementwise(fn, x.v, complex_result, outside)
+    if x.v.size < REMEMBERED_SIZE:
+        v = _elementwise(fn, x.v, complex_result, outside)
+    else:
+        # The same function of the same values, remembered within a reference. IEEE mode
+        # (a port's side) and the generic loss's mode differ only where a result is not
+        # finite (an invalid operation or a pole traps in one and is NaN or ∞ in the other):
+        # results that are all finite serve both.
+        key = ("elementwise", fn, x.v.shape, gmpy2.get_context().precision)
+        v = remembered.once(
+            (*key, hash(x.f.tobytes())),
+            (x.v.copy(),),
+            lambda seen: remembered.same_values(seen[0], x.v),
+            lambda: _elementwise(fn, x.v, complex_result, outside),
+            keep=lambda values: bool(np.isfinite(_float(values)).all()),
+        )
     fx, fz = x.f, _float(v)
     slope = np.abs(slope_fn(fx, fz))
     e = _times(x.e, slope) + LIBM_ULPS * _rounded(fz)

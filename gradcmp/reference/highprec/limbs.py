@@ -21,7 +21,7 @@ from typing import NamedTuple
 import gmpy2
 import numpy as np
 
-from . import binary
+from . import binary, remembered
 from .tracked import _ONE, _ZERO
 
 # The most limbs one number may need (its row's spread of binary orders plus its significant
@@ -110,80 +110,26 @@ class _Words(NamedTuple):
 
 
 
-class _Remembered:
-    """The exact products computed while ``products_remembered`` is in force: (shapes, the
-    operands' hashes) → [(x, y, x @ y)], the operands kept to confirm a match value by value."""
-
-    depth = 0
-    products: dict = {}
-    elements = 0
-
-
-# The most elements (operands and products together) the remembered products may hold: about
-# 100 bytes each as mpfr, so ≤ 100 MB beyond what the evaluations hold themselves.
-REMEMBER_ELEMENTS = 10**6
-
-
-@contextlib.contextmanager
-def products_remembered() -> Iterator[None]:
-    """Within it, an exact matrix product of the same two matrices (equal values, whatever
-    their history) is computed once. A port's sides and its generic loss are evaluated one
-    after another on the same inputs; where they compute the same function the same way, as a
-    faithful port does, their products are the same: on the 94k-parameter MLP every one of
-    the second evaluation's seven (benchmarks/gradcheck_mlp.py). A product is a function of
-    its operands' values alone (exact, then rounded once), so the remembered one is the one
-    that would have been computed. Threads share it (the tracers run in one)."""
-    remembered = _Remembered
-    if remembered.depth == 0:
-        remembered.products, remembered.elements = {}, 0
-    remembered.depth += 1
-    try:
-        yield
-    finally:
-        remembered.depth -= 1
-        if remembered.depth == 0:
-            remembered.products, remembered.elements = {}, 0
-
-
-def _fingerprint(values: np.ndarray, floats: np.ndarray, floats_exact: bool):
-    """A hash of the values' float64 roundings (equal values, equal roundings), and what
-    confirms a match: a copy of those floats where they are the values, else of the values
-    (mpfr numbers are immutable; the arrays holding them need not be)."""
-    key = hash(floats.tobytes())
-    return key, (floats.copy() if floats_exact else values.copy())
-
-
-def _same(seen: np.ndarray, given: np.ndarray) -> bool:
-    """Equal values: floats against floats at numpy speed, else value by value (mpfr == float
-    compares exactly)."""
-    if seen.dtype != object and given.dtype != object:
-        return np.array_equal(seen, given)
-    return np.array_equal(seen.astype(object), given.astype(object))
-
-
 def _exact_matmul(xv, xf, yv, yf, exact=(False, False)) -> np.ndarray | None:
     """x @ y for 2-d object arrays of finite mpfr (xf, yf: their float64 roundings; ``exact``:
     whether each side's values are those floats), each element the exact sum of the exact
     products, rounded once; None where the limbs do not fit (the caller multiplies element
-    by element). Remembered within ``products_remembered``."""
+    by element). Remembered within ``remembered.results_remembered``."""
     if not (np.isfinite(xf).all() and np.isfinite(yf).all()):
         return None
-    if _Remembered.depth == 0:
+    if remembered._Remembered.depth == 0:
         return _compute_exact_matmul(xv, xf, yv, yf, exact)
     (x_key, x_check), (y_key, y_check) = (
-        _fingerprint(xv, xf, exact[0]),
-        _fingerprint(yv, yf, exact[1]),
+        remembered.fingerprint(xv, xf, exact[0]),
+        remembered.fingerprint(yv, yf, exact[1]),
     )
-    key = (xv.shape, yv.shape, x_key, y_key)
-    for x_seen, y_seen, product in _Remembered.products.get(key, ()):
-        if _same(x_seen, x_check) and _same(y_seen, y_check):
-            return product.copy()  # the caller's own array: nothing it does reaches ours
-    product = _compute_exact_matmul(xv, xf, yv, yf, exact)
-    size = x_check.size + y_check.size + (product.size if product is not None else 0)
-    if product is not None and _Remembered.elements + size <= REMEMBER_ELEMENTS:
-        _Remembered.products.setdefault(key, []).append((x_check, y_check, product.copy()))
-        _Remembered.elements += size
-    return product
+    return remembered.once(
+        ("matmul", xv.shape, yv.shape, x_key, y_key),
+        (x_check, y_check),
+        lambda seen: remembered.same_values(seen[0], x_check)
+        and remembered.same_values(seen[1], y_check),
+        lambda: _compute_exact_matmul(xv, xf, yv, yf, exact),
+    )
 
 
 def _compute_exact_matmul(xv, xf, yv, yf, exact) -> np.ndarray | None:

@@ -14,6 +14,8 @@ from fractions import Fraction
 import gmpy2
 import numpy as np
 
+from . import remembered
+
 PRECISION_BITS = 200
 # Roundings charged to one transcendental function (exp, log, tanh, …): vectorised libm
 # implementations (SLEEF, XLA's, Eigen's) promise a few ulps, not correct rounding.
@@ -21,6 +23,9 @@ LIBM_ULPS = 4
 # Below this an input may be subnormal (in float16, whose smallest normal is the largest of
 # the dtypes) and flushed to zero (DAZ): one underflow.
 SMALLEST_NORMAL = 2.0**-14
+# Conversions and elementwise results of at least this many elements are remembered within a
+# reference (remembered.py); a smaller one costs less than its lookup.
+REMEMBERED_SIZE = 64
 
 
 class UnsupportedOperation(Exception):
@@ -88,7 +93,15 @@ def _objects(values) -> np.ndarray:
     if np.isfinite(array).all():
         # 0 + x: x exactly (a float64 fits the working precision), six times faster than
         # mpfr(x); like mpmath, the high-precision numbers have no −0.
-        return np.asarray(array.astype(object) + _ZERO, dtype=object)
+        def convert() -> np.ndarray:
+            return np.asarray(array.astype(object) + _ZERO, dtype=object)
+
+        if array.size < REMEMBERED_SIZE:
+            return convert()
+        key = ("objects", array.shape, gmpy2.get_context().precision, hash(array.tobytes()))
+        return remembered.once(
+            key, (array.copy(),), lambda seen: np.array_equal(seen[0], array), convert
+        )
     previous = gmpy2.get_context()  # a NaN is a value here, not an invalid operation
     gmpy2.set_context(gmpy2.context(precision=PRECISION_BITS))
     try:

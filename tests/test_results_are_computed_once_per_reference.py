@@ -1,6 +1,8 @@
-"""Within one reference, an exact matrix product of the same two matrices is computed once (a
-faithful port's sides and its generic loss multiply the same matrices): the same values as
-computing it again, never a product of other operands, and nothing kept past the reference."""
+"""Within one reference, an exact matrix product of the same two matrices, the same
+elementwise function of the same values and the conversion of the same floats are computed
+once (a faithful port's sides and its generic loss do the same work): the same values as
+computing them again, never a result of other operands, one mode's trap never hidden by the
+other's result, and nothing kept past the reference."""
 
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ import pytest
 
 import gradcmp
 from gradcmp.reference import highprec as hp
-from gradcmp.reference.highprec import limbs
+from gradcmp.reference.highprec import elementwise, limbs
+from gradcmp.reference.highprec import remembered as memory
 
 
 @pytest.fixture
@@ -36,7 +39,7 @@ def test_the_same_product_is_computed_once_within_the_scope(computed):
         h = hp.tanh(x)  # 200-bit values
         alone = hp.matmul(h, w).v
         assert len(computed) == 1
-        with hp.products_remembered():
+        with hp.results_remembered():
             first = hp.matmul(h, w)
             first.v[0, 0] = hp.tracked._ZERO  # the caller's array: the remembered one stays
             again = hp.matmul(hp.tanh(x), hp.transpose(hp.transpose(w)))  # equal, rebuilt
@@ -51,7 +54,7 @@ def test_the_same_product_is_computed_once_within_the_scope(computed):
 def test_operands_with_the_same_floats_but_other_values_are_not_confused(computed):
     """The key is the operands' float64 roundings; a match is confirmed value by value."""
     rng = np.random.default_rng(1)
-    with hp.working_precision(), hp.products_remembered():
+    with hp.working_precision(), hp.results_remembered():
         x, w = hp.leaf(rng.normal(size=(3, 4))), hp.leaf(rng.normal(size=(4, 2)))
         tiny = hp.leaf(np.full((3, 4), 2.0**-80))
         nudged = hp.add(x, hp.multiply(tiny, x))  # x·(1 + 2⁻⁸⁰): the same floats
@@ -60,6 +63,79 @@ def test_operands_with_the_same_floats_but_other_values_are_not_confused(compute
         assert len(computed) == 2
         assert not np.array_equal(plain, other)
         assert np.array_equal(other, hp.matmul(nudged, w).v) and len(computed) == 2
+
+
+@pytest.fixture
+def evaluated(monkeypatch):
+    """The elementwise functions actually evaluated (not remembered)."""
+    calls = []
+    original = elementwise._elementwise
+
+    def counting(fn, values, *args, **kwargs):
+        calls.append(fn)
+        return original(fn, values, *args, **kwargs)
+
+    monkeypatch.setattr(elementwise, "_elementwise", counting)
+    return calls
+
+
+def test_the_same_function_of_the_same_values_is_evaluated_once_within_the_scope(evaluated):
+    rng = np.random.default_rng(2)
+    floats = rng.normal(size=(10, 10))
+    with hp.working_precision():
+        alone = hp.tanh(hp.leaf(floats)).v
+        with hp.results_remembered():
+            first = hp.tanh(hp.leaf(floats))
+            first.v[0, 0] = hp.tracked._ZERO  # the caller's array: the remembered one stays
+            again = hp.tanh(hp.leaf(floats.copy()))  # equal values, another array
+            assert evaluated == [hp.tracked.gmpy2.tanh] * 2
+            assert np.array_equal(again.v, alone)
+            hp.exp(hp.leaf(floats))  # another function: evaluated
+            assert len(evaluated) == 3
+            with hp.working_precision(ieee=True):  # all finite: serves a port's side too
+                assert np.array_equal(hp.tanh(hp.leaf(floats)).v, alone)
+            assert len(evaluated) == 3
+            small = floats[:2, :2]  # below REMEMBERED_SIZE: always evaluated
+            hp.tanh(hp.leaf(small)), hp.tanh(hp.leaf(small))
+            assert len(evaluated) == 5
+        hp.tanh(hp.leaf(floats))  # the scope is over: evaluated again
+        assert len(evaluated) == 6
+
+
+def test_values_with_the_same_floats_are_not_confused(evaluated):
+    rng = np.random.default_rng(3)
+    with hp.working_precision(), hp.results_remembered():
+        x = hp.leaf(rng.normal(size=(8, 8)))
+        nudged = hp.add(x, hp.multiply(hp.leaf(np.full((8, 8), 2.0**-80)), x))
+        assert np.array_equal(nudged.f, x.f) and not np.array_equal(nudged.v, x.v)
+        plain, other = hp.tanh(x).v, hp.tanh(nudged).v
+        assert len(evaluated) == 2 and not np.array_equal(plain, other)
+
+
+def test_a_result_that_is_not_finite_never_hides_a_trap(evaluated):
+    """IEEE mode makes log 0 = −∞; the generic loss's mode must still refuse it."""
+    floats = np.abs(np.random.default_rng(4).normal(size=(8, 8)))
+    floats[3, 3] = 0.0
+    with hp.results_remembered():
+        with hp.working_precision(ieee=True):
+            assert hp.log(hp.leaf(floats)).f[3, 3] == -np.inf
+        with hp.working_precision(), pytest.raises(ArithmeticError):
+            hp.log(hp.leaf(floats))
+    assert len(evaluated) == 2
+
+
+def test_converted_floats_are_the_callers_own():
+    floats = np.random.default_rng(5).normal(size=(9, 9))
+    floats[0, 0] = -0.0
+    with hp.working_precision():
+        alone = hp.leaf(floats).v
+        with hp.results_remembered():
+            first = hp.leaf(floats)
+            first.v[1, 1] = hp.tracked._ZERO
+            again = hp.leaf(floats.copy())
+            assert np.array_equal(again.v, alone) and again.v is not first.v
+            assert all(isinstance(v, hp.tracked.gmpy2.mpfr) for v in again.v.ravel())
+            assert np.array_equal(hp.leaf(floats + 1).v, (floats + 1).astype(object))
 
 
 PORT = """
@@ -81,7 +157,7 @@ def loss_torch(params, X, y):
 """
 
 
-def test_a_port_is_judged_the_same_with_its_products_remembered(tmp_path, monkeypatch):
+def test_a_port_is_judged_the_same_with_its_results_remembered(tmp_path, monkeypatch):
     rng = np.random.default_rng(2)
     source = PORT.format(
         W1=rng.normal(size=(3, 6)).round(3).tolist(),
@@ -102,7 +178,7 @@ def test_a_port_is_judged_the_same_with_its_products_remembered(tmp_path, monkey
         return report, [(a.names, a.hi, a.lo, a.lo2, a.coefficient) for a in arrays]
 
     remembered, with_memory = run()
-    monkeypatch.setattr(hp, "products_remembered", contextlib.nullcontext)
+    monkeypatch.setattr(hp, "results_remembered", contextlib.nullcontext)
     alone, without = run()
     assert remembered.verdict == alone.verdict == "agree"
     assert remembered.port.verdict == alone.port.verdict == "same"
@@ -110,7 +186,7 @@ def test_a_port_is_judged_the_same_with_its_products_remembered(tmp_path, monkey
         assert ours[0] == theirs[0]
         for a, b in zip(ours[1:], theirs[1:]):
             np.testing.assert_array_equal(a, b)
-    assert limbs._Remembered.depth == 0 and limbs._Remembered.products == {}
+    assert memory._Remembered.depth == 0 and memory._Remembered.entries == {}
 
 
 def test_output_limbs_taken_from_equal_values_are_those_worked_out():
