@@ -27,6 +27,22 @@ from .world import PORT_FILE, SkipWorld
 DEFAULT_WAIT_SECONDS = 300.0
 
 
+def preload(recipe: dict) -> None:
+    """What every torch rank imports, imported once before the ranks are forked (zygote.py):
+    torch, torch.distributed and the engine's own modules. Nothing here starts a thread."""
+    import torch  # noqa: F401
+    import torch.distributed  # noqa: F401
+
+    from ..backends import _torch  # noqa: F401
+    from . import context, job  # noqa: F401
+
+    if recipe["engine"] == "torch-fsdp":
+        import torch.distributed.device_mesh  # noqa: F401
+        import torch.distributed.fsdp  # noqa: F401
+    elif recipe["engine"] == "torch-ddp":
+        import torch.nn.parallel  # noqa: F401
+
+
 def run_rank(job: dict, rank: int, directory: str):
     import torch
     import torch.distributed as dist

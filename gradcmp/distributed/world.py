@@ -1,8 +1,10 @@
 """Start a world of rank processes, collect what each sends back, and leave nothing behind.
 
-Ranks are spawned (``python -m gradcmp.distributed.rank``), never forked: a forked copy of a
-process that already runs threads (BLAS, XLA, gloo) can deadlock, and torch.distributed
-expects fresh interpreters. Each rank
+Ranks are never forked from gradcmp: a forked copy of a process that already runs threads
+(BLAS, XLA, gloo) can deadlock. A world of one is a fresh interpreter (``python -m
+gradcmp.distributed.rank``); the ranks of a larger world are forked from one fresh interpreter
+that imported their framework once and runs a single thread (``zygote.py``), which saves each
+torch rank seconds of imports. Each rank
 
 - runs one compute thread (``OMP_NUM_THREADS=1``), so N ranks on N cores do not fight;
 - lives in a session of its own: Ctrl-C in the terminal reaches gradcmp only, which ends the
@@ -46,6 +48,9 @@ GRACE_SECONDS = 2.0
 # destroying a process group can still take seconds on a loaded machine). A rank that exits
 # non-zero within it is a note.
 TEARDOWN_SECONDS = 2.0
+# Worlds of several ranks fork them from one interpreter that imported their framework once
+# (zygote.py); False: every rank a fresh interpreter.
+FORK_RANKS = True
 
 
 class SkipWorld(Exception):
@@ -86,11 +91,23 @@ class World:
         self.directory = tempfile.mkdtemp(prefix="gradcmp-world-")
         self.start = time.monotonic()
         self.ranks: list[subprocess.Popen] = []
+        self.zygote: subprocess.Popen | None = None
         try:
             with open(os.path.join(self.directory, JOB_FILE), "wb") as f:
                 pickle.dump(job, f, protocol=pickle.HIGHEST_PROTOCOL)
             child_env = {**os.environ, **_one_thread(), **(env or {})}
             command = [sys.executable, "-m", "gradcmp.distributed.rank", self.directory]
+            if processes > 1 and FORK_RANKS:  # one interpreter imports, N ranks fork from it
+                self.zygote = subprocess.Popen(
+                    [*command, f"all:{processes}", str(os.getpid())],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    env=child_env,
+                    start_new_session=True,
+                )
+                self.ranks = [_ForkedRank(self.zygote, self.directory, r) for r in range(processes)]
+                return
             for rank in range(processes):
                 with open(log_file(self.directory, rank), "wb") as log:
                     self.ranks.append(
@@ -126,7 +143,59 @@ class World:
 
     def end(self) -> None:
         _end(self.ranks)
+        if self.zygote is not None:  # then the ranks it forked meanwhile (PDEATHSIG ends them)
+            _end([self.zygote])
+            _end(self.ranks)
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class _ForkedRank:
+    """A rank the world's zygote forked (zygote.py), seen as a Popen is: ``pid`` once started,
+    ``poll``, ``wait`` and ``returncode`` from the status the zygote wrote. A rank without a
+    status once the zygote has ended was killed with it (PR_SET_PDEATHSIG), or never started
+    (then it ended as the zygote did: its error is in the rank's log)."""
+
+    def __init__(self, zygote: subprocess.Popen, directory: str, rank: int):
+        from . import zygote as zygote_module
+
+        self.zygote = zygote
+        self._pid_file = zygote_module.pid_file(directory, rank)
+        self._exit_file = zygote_module.exit_file(directory, rank)
+        self.returncode: int | None = None
+        self._pid: int | None = None
+
+    @property
+    def pid(self) -> int | None:
+        if self._pid is None:
+            self._pid = _read_int(self._pid_file)
+        return self._pid
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            ended = self.zygote.poll() is not None  # before the status: it wrote that first
+            code = _read_int(self._exit_file)
+            if code is not None:
+                self.returncode = code
+            elif ended:  # killed with the zygote, or never started
+                started = self.pid is not None
+                self.returncode = -signal.SIGKILL if started else self.zygote.returncode
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired("rank", timeout)
+            time.sleep(POLL_SECONDS)
+        return self.returncode
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        with open(path) as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return None
 
 
 def run_world(
@@ -251,6 +320,8 @@ def _end(ranks: list[subprocess.Popen]) -> None:
     for p in ranks:
         # (While a child of a reaped rank lives, the rank's pid names its group and is not
         # given to another process.)
+        if p.pid is None:  # not forked yet: it dies with its zygote
+            continue
         try:
             os.killpg(p.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):  # the session is empty: nothing to end
