@@ -172,6 +172,7 @@ def stand_in_world(tmp_path, scripts: list[str], timeout: float | None = None):
     directory.mkdir()
     world = object.__new__(world_module.World)
     world.timeout, world.directory, world.start = timeout, str(directory), time.monotonic()
+    world.zygote = None  # its ranks are these processes, started here
     world.ranks = []
     for rank, script in enumerate(scripts):
         with open(world_module.log_file(world.directory, rank), "wb") as log:
