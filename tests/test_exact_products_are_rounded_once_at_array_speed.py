@@ -79,6 +79,10 @@ def test_a_context_beyond_rounding_to_nearest_is_left_to_mpfr():
             assert binary.rounded(words, scales) is None, changed
     with gmpy2.context(gmpy2.get_context(), precision=60):  # a number beyond emax: MPFR's
         assert binary.rounded(words, np.full(3, 2**40, dtype=np.int64)) is None
+        # 2**scale itself beyond the range, the number within it: MPFR's own 0 (or 0·∞)
+        low = gmpy2.get_context().emin - 2
+        assert binary.rounded(as_words([2**200], 4), np.array([low])) is None
+        assert by_mpfr(2**200, low) == 0
 
 
 def operand(rng, shape) -> np.ndarray:

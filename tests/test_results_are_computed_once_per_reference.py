@@ -124,6 +124,52 @@ def test_a_result_that_is_not_finite_never_hides_a_trap(evaluated):
     assert len(evaluated) == 2
 
 
+def test_a_result_is_only_served_to_the_context_it_was_made_in(evaluated):
+    """Rounding, exponent range, traps and precision are part of the key: a result made in
+    one context is never another's."""
+    import gmpy2
+
+    x, big = np.linspace(0.1, 2, 64), np.full(64, 700.0)
+    rng = np.random.default_rng(6)
+    a, b = rng.normal(size=(8, 9)) / 3, rng.normal(size=(9, 8)) / 7
+
+    def alone(context, compute):  # outside the scope: computed in that context
+        with hp.working_precision(), gmpy2.context(gmpy2.get_context(), **context):
+            return compute()
+
+    contexts = ({"round": gmpy2.RoundDown}, {"precision": 60})
+    expected = [
+        (
+            alone(context, lambda: hp.exp(hp.leaf(x)).v),
+            alone(context, lambda: hp.matmul(hp.leaf(a), hp.leaf(b)).v),
+        )
+        for context in contexts
+    ]
+    with hp.results_remembered(), hp.working_precision():
+        hp.exp(hp.leaf(x)), hp.exp(hp.leaf(big)), hp.matmul(hp.leaf(a), hp.leaf(b))
+        for context, (exp_there, product_there) in zip(contexts, expected):
+            with gmpy2.context(gmpy2.get_context(), **context):
+                got = hp.exp(hp.leaf(x)).v
+                product = hp.matmul(hp.leaf(a), hp.leaf(b)).v
+            assert np.array_equal(got, exp_there)
+            assert [v.precision for v in product.ravel()] == [
+                v.precision for v in product_there.ravel()
+            ]
+            assert np.array_equal(product, product_there)
+        with gmpy2.context(gmpy2.get_context(), emax=1000, emin=-1000):
+            assert np.isinf(hp.exp(hp.leaf(big)).f).all()  # beyond this range, not exp(700)
+        with gmpy2.context(gmpy2.get_context(), trap_overflow=True, emax=1000, emin=-1000):
+            with pytest.raises(gmpy2.OverflowResultError):
+                hp.exp(hp.leaf(big))
+
+
+def test_sigmoid_is_remembered_like_any_named_function(evaluated):
+    floats = np.random.default_rng(7).normal(size=(9, 9))
+    with hp.working_precision(), hp.results_remembered():
+        first, again = hp.sigmoid(hp.leaf(floats)).v, hp.sigmoid(hp.leaf(floats)).v
+    assert len(evaluated) == 1 and np.array_equal(first, again)
+
+
 def test_converted_floats_are_the_callers_own():
     floats = np.random.default_rng(5).normal(size=(9, 9))
     floats[0, 0] = -0.0

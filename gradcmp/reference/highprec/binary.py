@@ -99,8 +99,9 @@ def rounded(integers: np.ndarray, scale: np.ndarray) -> np.ndarray | None:
     """Each row's integer N (``integers``: (n, W) uint64 words of a two's-complement integer,
     least significant first) times 2**scale[row], rounded once to nearest (ties to even) to the
     context's precision: an object array of mpfr equal to ``mpfr(N) * 2**scale`` computed in
-    that context. None where the context does more than round to nearest in a wide exponent
-    range (the caller then uses MPFR itself)."""
+    that context (its flags apart: the inexact flag is not raised). None where the context
+    does more than round to nearest in a wide exponent range, or a power 2**scale lies
+    beyond it (the caller then uses MPFR itself)."""
     context = gmpy2.get_context()
     p = context.precision
     if (
@@ -111,6 +112,9 @@ def rounded(integers: np.ndarray, scale: np.ndarray) -> np.ndarray | None:
         or context.emin > -(2**20)
     ):
         return None
+    scale = np.asarray(scale, dtype=np.int64)
+    if scale.size and (scale.min() + 1 < context.emin or scale.max() + 1 > context.emax):
+        return None  # 2**scale itself is beyond the range: MPFR's own 0, ∞ or trap
     n, count = integers.shape
     negative = (integers[:, -1] >> np.uint64(63)) != 0
     magnitude = integers.copy()
@@ -143,7 +147,7 @@ def rounded(integers: np.ndarray, scale: np.ndarray) -> np.ndarray | None:
         carry = carry & (word < mantissa[:, j])  # wrapped around
         mantissa[:, j] = word
     mantissa[carry, -1] = np.uint64(1 << 63)  # 0.11…1 rounded up to 1 = 0.1 × 2
-    exponent = length + np.asarray(scale, dtype=np.int64) + carry
+    exponent = length + scale + carry
     if nonzero.any() and (
         exponent[nonzero].max() > context.emax or exponent[nonzero].min() < context.emin
     ):

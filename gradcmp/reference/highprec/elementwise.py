@@ -142,14 +142,15 @@ def _unary(x, fn, slope_fn, backward, complex_result: str = "", outside=None) ->
     """z = fn(x) with |dz/dx| = slope_fn(x, z) (floats) and backward(g, x, z) → Tracked; the
     backward rule reuses the forward node z itself, so its forward error counts there too."""
     x = _wrap(x)
-    if x.v.size < REMEMBERED_SIZE:
+    if x.v.size < REMEMBERED_SIZE or not remembered.active() or fn.__name__ == "<lambda>":
+        # (A lambda is made afresh at each call: its results would never be found again.)
         v = _elementwise(fn, x.v, complex_result, outside)
     else:
         # The same function of the same values, remembered within a reference. IEEE mode
         # (a port's side) and the generic loss's mode differ only where a result is not
         # finite (an invalid operation or a pole traps in one and is NaN or ∞ in the other):
-        # results that are all finite serve both.
-        key = ("elementwise", fn, x.v.shape, gmpy2.get_context().precision)
+        # results that are all finite serve both (remembered.context_key).
+        key = ("elementwise", fn, x.v.shape, remembered.context_key())
         v = remembered.once(
             (*key, hash(x.f.tobytes())),
             (x.v.copy(),),
@@ -222,10 +223,14 @@ def sqrt(x) -> Tracked:
     )
 
 
+def _logistic(t):
+    return 1 / (1 + gmpy2.exp(-t))
+
+
 def sigmoid(x) -> Tracked:
     return _unary(
         x,
-        lambda t: 1 / (1 + gmpy2.exp(-t)),
+        _logistic,
         lambda fx, fz: fz * (1 - fz),
         lambda g, x, z: multiply(g, multiply(z, subtract(1, z))),
     )

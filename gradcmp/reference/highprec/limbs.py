@@ -117,14 +117,14 @@ def _exact_matmul(xv, xf, yv, yf, exact=(False, False)) -> np.ndarray | None:
     by element). Remembered within ``remembered.results_remembered``."""
     if not (np.isfinite(xf).all() and np.isfinite(yf).all()):
         return None
-    if remembered._Remembered.depth == 0:
+    if not remembered.active():
         return _compute_exact_matmul(xv, xf, yv, yf, exact)
     (x_key, x_check), (y_key, y_check) = (
         remembered.fingerprint(xv, xf, exact[0]),
         remembered.fingerprint(yv, yf, exact[1]),
     )
     return remembered.once(
-        ("matmul", xv.shape, yv.shape, x_key, y_key),
+        ("matmul", xv.shape, yv.shape, remembered.context_key(), x_key, y_key),
         (x_check, y_check),
         lambda seen: remembered.same_values(seen[0], x_check)
         and remembered.same_values(seen[1], y_check),

@@ -7,7 +7,8 @@ same parameters, take the same tanh of the same values and multiply the same mat
 94k-parameter MLP (benchmarks/gradcheck_mlp.py) each side converts 94k parameters, computes
 two tanh layers of 6000 elements and seven products: the second evaluation's are all found
 here. A remembered result is the one that would have been computed (the same exact value,
-rounded once in the same context), so remembering changes no number.
+rounded once in the same context: every key holds ``context_key()``), so remembering changes
+no number. Callers ask ``active()`` first: outside a reference nothing is hashed or copied.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 
+import gmpy2
 import numpy as np
 
 
@@ -48,6 +50,32 @@ def results_remembered() -> Iterator[None]:
             state.entries, state.elements = {}, 0
 
 
+
+
+def active() -> bool:
+    """Whether results are remembered now (else the callers skip making keys and checks)."""
+    return _Remembered.depth > 0
+
+
+def context_key() -> tuple:
+    """What of gmpy2's context decides a result: its precision, rounding, exponent range and
+    subnormals, and the traps a finite result can set off (inexact, overflow, underflow,
+    erange). Not the traps of an invalid operation or a division by zero: the generic loss
+    sets them and a port's IEEE evaluation does not, and a result that sets one off is not
+    finite. A conversion or exact product of finite numbers never does; an elementwise
+    function may, and keeps only finite results (elementwise.py)."""
+    c = gmpy2.get_context()
+    return (
+        c.precision,
+        c.round,
+        c.emax,
+        c.emin,
+        c.subnormalize,
+        c.trap_inexact,
+        c.trap_overflow,
+        c.trap_underflow,
+        c.trap_erange,
+    )
 
 
 def once(key, check, same: Callable, compute: Callable[[], np.ndarray | None], keep=None):

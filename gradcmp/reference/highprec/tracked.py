@@ -96,9 +96,9 @@ def _objects(values) -> np.ndarray:
         def convert() -> np.ndarray:
             return np.asarray(array.astype(object) + _ZERO, dtype=object)
 
-        if array.size < REMEMBERED_SIZE:
+        if array.size < REMEMBERED_SIZE or not remembered.active():
             return convert()
-        key = ("objects", array.shape, gmpy2.get_context().precision, hash(array.tobytes()))
+        key = ("objects", array.shape, remembered.context_key(), hash(array.tobytes()))
         return remembered.once(
             key, (array.copy(),), lambda seen: np.array_equal(seen[0], array), convert
         )
