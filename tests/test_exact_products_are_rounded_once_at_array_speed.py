@@ -2,7 +2,8 @@
 in numpy and made numbers by one ``from_binary`` each (highprec/binary.py ``rounded``): every
 number is the one MPFR itself makes from the integer, bit for bit (ties to even, carries into a
 new binary order, signs, zeros, exact values, any precision), and where the context asks for
-more than rounding to nearest the product is left to MPFR."""
+more than rounding to nearest the product is left to MPFR. (Whole products rounded here and
+by MPFR are compared in test_exact_products_read_numbers_as_words.py.)"""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import gmpy2
 import numpy as np
 import pytest
 
-from gradcmp.reference.highprec import binary, limbs, tracked
+from gradcmp.reference.highprec import binary
 
 
 def as_words(integers: list[int], count: int) -> np.ndarray:
@@ -84,25 +85,3 @@ def test_a_context_beyond_rounding_to_nearest_is_left_to_mpfr():
         assert binary.rounded(as_words([2**200], 4), np.array([low])) is None
         assert by_mpfr(2**200, low) == 0
 
-
-def operand(rng, shape) -> np.ndarray:
-    """200-bit numbers (thirds of floats) of many binary orders, some 0, some negative."""
-    floats = rng.normal(size=shape) * 2.0 ** rng.integers(-80, 80, size=shape)
-    floats[rng.random(shape) < 0.2] = 0.0
-    return np.asarray(np.frompyfunc(lambda a: a / 3, 1, 1)(floats.astype(object) + tracked._ZERO))
-
-
-@pytest.mark.parametrize("seed", range(20))
-def test_the_product_is_the_same_rounded_in_numpy_or_by_mpfr(seed, monkeypatch):
-    rng = np.random.default_rng(seed)
-    m, k, n = (int(v) for v in rng.integers(1, 9, size=3))
-    with tracked.working_precision():
-        x, y = operand(rng, (m, k)), operand(rng, (k, n))
-        args = (x, x.astype(float), y, y.astype(float), (False, False))
-        fast = limbs._compute_exact_matmul(*args)
-        with monkeypatch.context() as patch:
-            patch.setattr(binary, "rounded", lambda words, scale: None)
-            slow = limbs._compute_exact_matmul(*args)
-        assert fast is not None and slow is not None
-        for a, b in zip(fast.ravel(), slow.ravel()):
-            assert gmpy2.to_binary(a) == gmpy2.to_binary(b)

@@ -30,10 +30,12 @@ def operand(rng, shape) -> np.ndarray:
     return np.asarray(mixed, dtype=object)
 
 
-def product(x, y, monkeypatch, as_words: bool):
+def product(x, y, monkeypatch, as_words: bool, rounded_in_numpy: bool = True):
     with monkeypatch.context() as patch:
         if not as_words:
             patch.setattr(binary, "read", lambda values: None)
+        if not rounded_in_numpy:  # MPFR rounds each element's integer instead
+            patch.setattr(binary, "rounded", lambda words, scale: None)
         return limbs._compute_exact_matmul(x, x.astype(float), y, y.astype(float), (False,) * 2)
 
 
@@ -46,9 +48,10 @@ def test_the_product_is_the_same_read_as_words_or_one_by_one(seed, monkeypatch):
         assert isinstance(limbs._decompose(x, x.astype(float))[1], limbs._Words)  # read as words
         fast = product(x, y, monkeypatch, as_words=True)
         slow = product(x, y, monkeypatch, as_words=False)
-        assert fast is not None and slow is not None
-        for a, b in zip(fast.ravel(), slow.ravel()):
-            assert gmpy2.to_binary(a) == gmpy2.to_binary(b)
+        by_mpfr = product(x, y, monkeypatch, as_words=True, rounded_in_numpy=False)
+        assert fast is not None and slow is not None and by_mpfr is not None
+        for a, b, c in zip(fast.ravel(), slow.ravel(), by_mpfr.ravel()):
+            assert gmpy2.to_binary(a) == gmpy2.to_binary(b) == gmpy2.to_binary(c)
 
         def exact(v) -> Fraction:
             return Fraction(*v.as_integer_ratio())
