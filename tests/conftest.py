@@ -70,11 +70,12 @@ def buggy_model(monkeypatch):
     return "buggy"
 
 
-# Distributed backends start rank processes (``python -m gradcmp.distributed.rank``); none may
+# Distributed backends start rank processes (``python -m gradcmp.distributed.rank``, or forked
+# from ``python -m gradcmp.distributed.zygote``, whose command line they keep); none may
 # outlive the run that started it. Every process this session starts after the fixture below
 # carries RANK_MARKER in its environment (a rank inherits gradcmp's), so a leak is told apart
 # from the ranks of other pytest sessions on the same machine.
-RANK_MODULE = "gradcmp.distributed.rank"
+RANK_MODULES = ("gradcmp.distributed.rank", "gradcmp.distributed.zygote")
 RANK_MARKER = "GRADCMP_TEST_SESSION"
 
 
@@ -88,7 +89,7 @@ def rank_processes(token: str | None = None) -> list[int]:
         try:
             with open(f"/proc/{entry}/cmdline", "rb") as f:
                 argv = f.read().split(b"\0")  # a zombie's is empty: it is gone
-            if RANK_MODULE.encode() not in argv:
+            if not any(module.encode() in argv for module in RANK_MODULES):
                 continue
             with open(f"/proc/{entry}/environ", "rb") as f:
                 environment = f.read().split(b"\0")

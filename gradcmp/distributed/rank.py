@@ -1,5 +1,5 @@
 """One rank of a world that ``world.py`` started: ``python -m gradcmp.distributed.rank DIR RANK
-PARENT_PID`` (or forked by the world's zygote, started as ``… DIR all:N PARENT_PID``).
+PARENT_PID``, or forked by the world's zygote (zygote.py).
 
 It rebuilds the Problem from the job (the model from its recipe, the dataset and parameters as
 the parent had them), runs the job's engine for every dtype asked, writes its result to
@@ -73,8 +73,4 @@ def _where(exc: BaseException, job: dict) -> str:
 
 if __name__ == "__main__":
     sys.stdout = sys.stderr  # what a loss prints is not the report
-    if sys.argv[2].startswith("all:"):  # the zygote of a world's ranks (zygote.py)
-        from .zygote import main as zygote_main
-
-        sys.exit(zygote_main(sys.argv[1], int(sys.argv[2][4:]), int(sys.argv[3])))
     sys.exit(main(sys.argv[1:]))

@@ -76,6 +76,16 @@ def log_file(directory: str, rank: int) -> str:
     return os.path.join(directory, f"rank{rank}.log")
 
 
+def pid_file(directory: str, rank: int) -> str:
+    """Where a world's zygote writes the pid of a rank it started."""
+    return os.path.join(directory, f"rank{rank}.pid")
+
+
+def exit_file(directory: str, rank: int) -> str:
+    """Where a world's zygote writes a rank's exit status once it has ended."""
+    return os.path.join(directory, f"rank{rank}.exit")
+
+
 class World:
     """A world of rank processes, started at construction; ``wait`` collects what they sent
     and ends them (``end`` alone ends them early: Ctrl-C, an error elsewhere)."""
@@ -98,8 +108,9 @@ class World:
             child_env = {**os.environ, **_one_thread(), **(env or {})}
             command = [sys.executable, "-m", "gradcmp.distributed.rank", self.directory]
             if processes > 1 and FORK_RANKS:  # one interpreter imports, N ranks fork from it
+                zygote = [sys.executable, "-m", "gradcmp.distributed.zygote", self.directory]
                 self.zygote = subprocess.Popen(
-                    [*command, f"all:{processes}", str(os.getpid())],
+                    [*zygote, str(processes), str(os.getpid())],
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
@@ -156,11 +167,9 @@ class _ForkedRank:
     (then it ended as the zygote did: its error is in the rank's log)."""
 
     def __init__(self, zygote: subprocess.Popen, directory: str, rank: int):
-        from . import zygote as zygote_module
-
         self.zygote = zygote
-        self._pid_file = zygote_module.pid_file(directory, rank)
-        self._exit_file = zygote_module.exit_file(directory, rank)
+        self._pid_file = pid_file(directory, rank)
+        self._exit_file = exit_file(directory, rank)
         self.returncode: int | None = None
         self._pid: int | None = None
 

@@ -1,5 +1,5 @@
 """The ranks of one world forked from one interpreter that imported their framework once:
-``python -m gradcmp.distributed.rank DIR all:N PARENT_PID``.
+``python -m gradcmp.distributed.zygote DIR N PARENT_PID``.
 
 A torch rank spends seconds of CPU importing torch, torch.distributed and what DDP or FSDP2
 bring (measured: about 4 s each on a 2-core machine); a world of 8 paid that 8 times. This
@@ -26,14 +26,6 @@ import traceback
 
 from ..errors import one_line
 from . import world
-
-
-def pid_file(directory: str, rank: int) -> str:
-    return os.path.join(directory, f"rank{rank}.pid")
-
-
-def exit_file(directory: str, rank: int) -> str:
-    return os.path.join(directory, f"rank{rank}.exit")
 
 
 def main(directory: str, processes: int, parent: int) -> int:
@@ -64,13 +56,13 @@ def main(directory: str, processes: int, parent: int) -> int:
     children: dict[int, int] = {}
     for rank in range(processes):
         pid = _fork_rank(directory, rank) if fork else _spawn_rank(directory, rank)
-        _write(pid_file(directory, rank), str(pid))
+        _write(world.pid_file(directory, rank), str(pid))
         children[pid] = rank
     while children:
         pid, status = os.waitpid(-1, 0)
         rank = children.pop(pid, None)
         if rank is not None:
-            _write(exit_file(directory, rank), str(os.waitstatus_to_exitcode(status)))
+            _write(world.exit_file(directory, rank), str(os.waitstatus_to_exitcode(status)))
     return 0
 
 
@@ -130,3 +122,8 @@ def _write(path: str, text: str) -> None:
     with open(path + ".tmp", "w") as f:
         f.write(text)
     os.replace(path + ".tmp", path)
+
+
+if __name__ == "__main__":
+    sys.stdout = sys.stderr  # nothing of the zygote's is the report
+    sys.exit(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
