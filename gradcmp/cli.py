@@ -9,7 +9,9 @@ from __future__ import annotations
 import math
 import os
 import re
+import signal
 import sys
+import threading
 import traceback
 
 import click
@@ -32,6 +34,30 @@ def _error(message: str) -> None:
     click.echo(f"gradcmp: error: {one_line}", err=True)
 
 
+class _Terminated(list):
+    """Whether SIGTERM arrived (a CI job's cancel, ``timeout``, ``kill``), and the handler
+    it replaced."""
+
+    previous = signal.SIG_DFL
+
+
+def _on_sigterm_unwind() -> _Terminated | None:
+    """SIGTERM unwinds gradcmp as Ctrl-C does (KeyboardInterrupt), so that the worlds,
+    workers and temporary directories it started are ended on the way out (without it the
+    process ended at once: a world's directory and what its ranks started were left behind);
+    then gradcmp ends by SIGTERM itself. Only in the main thread (where handlers live)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    terminated = _Terminated()
+
+    def unwind(signum, frame):
+        terminated.append(signum)
+        raise KeyboardInterrupt
+
+    terminated.previous = signal.signal(signal.SIGTERM, unwind)
+    return terminated
+
+
 class GradcmpGroup(click.Group):
     """Turns every failure into one line on stderr and the documented exit code."""
 
@@ -45,6 +71,7 @@ class GradcmpGroup(click.Group):
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         args = sys.argv[1:] if args is None else list(args)
         debug = "--debug" in args or bool(os.environ.get("GRADCMP_DEBUG"))
+        terminated = _on_sigterm_unwind()
         try:
             rv = super().main(args, prog_name or "gradcmp", complete_var, False, **extra)
             code = rv if isinstance(rv, int) else 0
@@ -55,12 +82,12 @@ class GradcmpGroup(click.Group):
             _error(f"{exc.format_message().rstrip('.')} (see '{command} --help')")
             code = EXIT_USAGE if isinstance(exc, click.UsageError) else exc.exit_code
         except (KeyboardInterrupt, click.Abort):
-            _error("interrupted")
+            _error("terminated" if terminated else "interrupted")
             code = EXIT_INTERRUPTED
         except GradcmpError as exc:
             if debug:
                 traceback.print_exc()
-            _error(str(exc))
+            _error("terminated" if terminated and isinstance(exc, Interrupted) else str(exc))
             code = exc.exit_code
         except Exception as exc:
             if debug:
@@ -71,6 +98,14 @@ class GradcmpGroup(click.Group):
                 "please report it with the traceback that --debug prints)"
             )
             code = EXIT_INTERNAL
+        finally:
+            if terminated is not None:
+                signal.signal(signal.SIGTERM, terminated.previous)
+        if terminated:  # everything ended on the way out: now end as SIGTERM ends a process
+            sys.stdout.flush()
+            sys.stderr.flush()
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
         if standalone_mode:
             sys.exit(code)
         return code

@@ -330,10 +330,13 @@ def test_ranks_that_crash_fail_their_backend_and_a_rank_that_misbehaves_after_se
 
 
 def spawn_gradcmp(tmp_path, *args: str) -> subprocess.Popen:
+    """gradcmp in ``tmp_path``, its temporary directories there too (``tmp_path/tmp``)."""
+    (tmp_path / "tmp").mkdir(exist_ok=True)
     return subprocess.Popen(
         [sys.executable, "-m", "gradcmp", "run", *args],
         cwd=tmp_path,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},  # keeps the session's marker
+        # (keeps the session's marker)
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "TMPDIR": str(tmp_path / "tmp")},
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -355,8 +358,9 @@ def wait_for_ranks(process: subprocess.Popen, count: int) -> None:
 @pytest.mark.parametrize("sent, code", [(signal.SIGINT, 130), (signal.SIGTERM, -signal.SIGTERM)])
 def test_a_signal_to_gradcmp_ends_every_rank(tmp_path, sent, code):
     """Ctrl-C (SIGINT, to gradcmp alone: the ranks are in sessions of their own) and a CI
-    job's cancel (SIGTERM) while four ranks import torch: gradcmp ends — 130 for Ctrl-C — and
-    so, within seconds, does every rank."""
+    job's cancel (SIGTERM) while four ranks import torch: gradcmp ends — 130 for Ctrl-C, by
+    SIGTERM for SIGTERM, after ending its world — and so, within seconds, does every rank;
+    the world's directory is gone."""
     assert rank_processes() == []
     process = spawn_gradcmp(tmp_path, "-b", "torch-ddp:4", "--dtype", "float64")
     try:
@@ -369,6 +373,7 @@ def test_a_signal_to_gradcmp_ends_every_rank(tmp_path, sent, code):
             process.kill()
             process.communicate()
     assert process.returncode == code, stderr
-    if sent == signal.SIGINT:
-        assert stderr.splitlines()[-1] == "gradcmp: error: interrupted"
+    said = "interrupted" if sent == signal.SIGINT else "terminated"
+    assert stderr.splitlines()[-1] == f"gradcmp: error: {said}"
     assert gone_within(5, rank_processes) == []
+    assert list((tmp_path / "tmp").glob("gradcmp-world-*")) == []

@@ -21,9 +21,17 @@ pytestmark = pytest.mark.usefixtures("no_rank_process_survives")
 PROBE = """
 import os, sys, time
 
+SEEDED_IN = None
+
+
+def seed():
+    global SEEDED_IN
+    SEEDED_IN = os.getpid()
+
+
 def set_num_threads(n):
     with open(os.path.join(os.environ["GRADCMP_TEST_PROBE"], str(os.getpid())), "w") as f:
-        f.write(f"{os.getppid()} {os.getsid(0)}")
+        f.write(f"{os.getppid()} {os.getsid(0)} {int(SEEDED_IN == os.getpid())}")
     time.sleep(600)
 """
 THREAD = """
@@ -43,8 +51,9 @@ def stand_in(tmp_path, body: str) -> dict[str, str]:
     return {"PYTHONPATH": str(tmp_path / "stand-in"), "GRADCMP_TEST_PROBE": str(probe)}
 
 
-def probes(env: dict[str, str], count: int) -> dict[int, tuple[int, int]]:
-    """pid → (parent pid, session) of each rank that reached torch, once ``count`` have."""
+def probes(env: dict[str, str], count: int) -> dict[int, tuple[int, int, int]]:
+    """pid → (parent pid, session, whether torch was seeded in it) of each rank that reached
+    torch, once ``count`` have."""
     deadline = time.monotonic() + 120
     directory = env["GRADCMP_TEST_PROBE"]
     while len(os.listdir(directory)) < count and time.monotonic() < deadline:
@@ -54,8 +63,8 @@ def probes(env: dict[str, str], count: int) -> dict[int, tuple[int, int]]:
         with open(os.path.join(directory, name)) as f:
             text = f.read()
         if text:
-            parent, session = map(int, text.split())
-            found[int(name)] = (parent, session)
+            parent, session, seeded = map(int, text.split())
+            found[int(name)] = (parent, session, seeded)
     assert len(found) == count, found
     return found
 
@@ -84,10 +93,11 @@ def test_the_ranks_are_forked_from_one_interpreter_each_in_a_session_of_its_own(
         found = probes(env, 3)
         assert world.zygote is not None
         assert sorted(found) == sorted(rank.pid for rank in world.ranks)
-        for pid, (parent, session) in found.items():
+        for pid, (parent, session, seeded) in found.items():
             assert parent == world.zygote.pid  # forked by the zygote, not spawned by gradcmp
             assert session == pid  # its own session: Ctrl-C reaches gradcmp only
             assert ZYGOTE in command_line(pid)  # a fork: the zygote's own command line
+            assert seeded  # torch's generator seeded afresh: not the zygote's stream
         assert all(rank.poll() is None for rank in world.ranks)
     finally:
         world.end()
@@ -104,7 +114,7 @@ def test_a_zygote_running_a_thread_starts_fresh_interpreters_instead(tmp_path):
     world = world_module.World(JOB, 2, timeout=None, env=env)
     try:
         found = probes(env, 2)
-        for pid, (parent, session) in found.items():
+        for pid, (parent, session, _) in found.items():
             assert parent == world.zygote.pid and session == pid
             assert ZYGOTE not in command_line(pid)  # a fresh interpreter: a rank's own
     finally:
@@ -129,3 +139,23 @@ def test_a_framework_that_does_not_import_is_every_ranks_reason(tmp_path):
     outcome = world_module.World(JOB, 2, timeout=60.0, env=env).wait()
     assert outcome.failure == "rank 0 failed: ImportError: no torch here"
     assert outcome.results == [None, None]
+
+
+def test_a_world_ended_while_its_framework_imports_ends_at_once(tmp_path):
+    """No rank is forked yet: the zygote is ended, not waited for, and forks none."""
+    env = stand_in(tmp_path, "import time\ntime.sleep(8)\n" + PROBE)
+    began = time.monotonic()
+    outcome = world_module.World(JOB, 3, timeout=1.0, env=env).wait()
+    assert time.monotonic() - began < 6
+    assert outcome.failure.startswith("timed out after 1 s")
+    time.sleep(8.5)  # past the import: a zygote still alive would fork now
+    assert os.listdir(env["GRADCMP_TEST_PROBE"]) == []
+
+
+def test_ranks_that_die_with_their_zygote_name_it(tmp_path):
+    body = PROBE.replace("    time.sleep(600)", "    os.kill(os.getppid(), 9)\n    time.sleep(600)")
+    env = stand_in(tmp_path, body)
+    outcome = world_module.World(JOB, 2, timeout=60.0, env=env).wait()
+    assert outcome.failure == (
+        "the process that forked the ranks ended (killed by SIGKILL): every rank with it"
+    )

@@ -138,6 +138,10 @@ class World:
     def wait(self) -> WorldOutcome:
         try:
             failure = _wait(self.ranks, self.directory, self.start, self.timeout)
+            if failure and any(getattr(p, "lost_with_zygote", False) for p in self.ranks):
+                # The ranks died with the process that forked them: that is the cause.
+                how = _exit_text(self.zygote.returncode)
+                failure = f"the process that forked the ranks ended ({how}): every rank with it"
             results = [_read_result(self.directory, r) for r in range(len(self.ranks))]
             unreadable = [r for r, result in enumerate(results) if result is None]
             if not failure and unreadable:  # sent, but not readable: no result to judge
@@ -153,9 +157,9 @@ class World:
             self.end()
 
     def end(self) -> None:
-        _end(self.ranks)
-        if self.zygote is not None:  # then the ranks it forked meanwhile (PDEATHSIG ends them)
-            _end([self.zygote])
+        _end(self.ranks)  # the ranks started so far
+        if self.zygote is not None:  # then the zygote, so it forks no more (PDEATHSIG ends
+            _end([self.zygote])  # those it forked), and the sessions of those it forked
             _end(self.ranks)
         shutil.rmtree(self.directory, ignore_errors=True)
 
@@ -171,6 +175,7 @@ class _ForkedRank:
         self._pid_file = pid_file(directory, rank)
         self._exit_file = exit_file(directory, rank)
         self.returncode: int | None = None
+        self.lost_with_zygote = False  # ended because its zygote ended
         self._pid: int | None = None
 
     @property
@@ -188,6 +193,7 @@ class _ForkedRank:
             elif ended:  # killed with the zygote, or never started
                 started = self.pid is not None
                 self.returncode = -signal.SIGKILL if started else self.zygote.returncode
+                self.lost_with_zygote = started
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
@@ -336,6 +342,8 @@ def _end(ranks: list[subprocess.Popen]) -> None:
         except (ProcessLookupError, PermissionError):  # the session is empty: nothing to end
             pass
     for p in ranks:
+        if p.pid is None:  # (its zygote is ended next: it never runs)
+            continue
         try:
             p.wait(timeout=10)
         except subprocess.TimeoutExpired:  # pragma: no cover - a process that ignores SIGKILL

@@ -75,11 +75,16 @@ def single_threaded() -> bool:
 
 
 def _fork_rank(directory: str, rank: int) -> int:
+    zygote = os.getpid()
     pid = os.fork()
     if pid:
         return pid
     code = 1
     try:
+        from ..judging.children import die_with_parent
+
+        die_with_parent(zygote)  # first: a zygote ended before this point ends it too
+        _like_a_fresh_interpreter(directory, rank, zygote)
         os.setsid()  # Ctrl-C reaches gradcmp only; the world's end kills the session whole
         log = os.open(world.log_file(directory, rank), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
         os.dup2(log, 1)
@@ -88,7 +93,7 @@ def _fork_rank(directory: str, rank: int) -> int:
         sys.stdout = sys.stderr  # what a loss prints is not the report
         from .rank import main as rank_main
 
-        code = rank_main([directory, str(rank), str(os.getppid())])
+        code = rank_main([directory, str(rank), str(zygote)])
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
     except BaseException:
@@ -96,6 +101,17 @@ def _fork_rank(directory: str, rank: int) -> int:
     finally:
         sys.stderr.flush()
         os._exit(code)
+
+
+def _like_a_fresh_interpreter(directory: str, rank: int, zygote: int) -> None:
+    """What a rank would have of its own as a fresh interpreter: its arguments, and random
+    number generators seeded afresh (Python's own reseeds at fork; torch's and numpy's global
+    ones would otherwise give every rank the zygote's stream)."""
+    sys.argv = [sys.argv[0], directory, str(rank), str(zygote)]
+    if "torch" in sys.modules:
+        sys.modules["torch"].seed()
+    if "numpy.random" in sys.modules:
+        sys.modules["numpy.random"].seed()
 
 
 # The ranks started as fresh interpreters, kept: a Popen dropped while its process runs is
