@@ -40,7 +40,7 @@ def main(directory: str, processes: int, parent: int) -> int:
 
         with open(os.path.join(directory, world.JOB_FILE), "rb") as f:
             job = pickle.load(f)
-        engine_for(job["engine"])  # the engine's module
+        engine_for(job["engine"])  # imports the engine's module
         if job["engine"].startswith("torch"):
             from .torch_engines import preload
 
@@ -94,8 +94,8 @@ def _fork_rank(directory: str, rank: int) -> int:
         from .rank import main as rank_main
 
         code = rank_main([directory, str(rank), str(zygote)])
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
+    except SystemExit as exc:  # as the interpreter reads it: None is 0, a message 1
+        code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
     except BaseException:
         traceback.print_exc()
     finally:
@@ -120,11 +120,11 @@ _spawned: list[subprocess.Popen] = []
 
 
 def _spawn_rank(directory: str, rank: int) -> int:
+    command = [sys.executable, "-m", "gradcmp.distributed.rank", directory, str(rank)]
     with open(world.log_file(directory, rank), "ab") as log:
         _spawned.append(
             subprocess.Popen(
-                [sys.executable, "-m", "gradcmp.distributed.rank", directory, str(rank)]
-                + [str(os.getpid())],
+                [*command, str(os.getpid())],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -117,7 +117,7 @@ def rounded(integers: np.ndarray, scale: np.ndarray) -> np.ndarray | None:
         return None  # 2**scale itself is beyond the range: MPFR's own 0, ∞ or trap
     n, count = integers.shape
     negative = (integers[:, -1] >> np.uint64(63)) != 0
-    magnitude = integers.copy()
+    magnitude = np.empty_like(integers)
     carry = negative.copy()  # |N| = ~N + 1 where N < 0, the 1 carried word by word
     for j in range(count):
         word = np.where(negative, ~integers[:, j], integers[:, j]) + carry.astype(np.uint64)

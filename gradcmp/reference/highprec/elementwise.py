@@ -150,9 +150,8 @@ def _unary(x, fn, slope_fn, backward, complex_result: str = "", outside=None) ->
         # (a port's side) and the generic loss's mode differ only where a result is not
         # finite (an invalid operation or a pole traps in one and is NaN or ∞ in the other):
         # results that are all finite serve both (remembered.context_key).
-        key = ("elementwise", fn, x.v.shape, remembered.context_key())
         v = remembered.once(
-            (*key, hash(x.f.tobytes())),
+            ("elementwise", fn, x.v.shape, remembered.context_key(), hash(x.f.tobytes())),
             (x.v.copy(),),
             lambda seen: remembered.same_values(seen[0], x.v),
             lambda: _elementwise(fn, x.v, complex_result, outside),

@@ -50,8 +50,6 @@ def results_remembered() -> Iterator[None]:
             state.entries, state.elements = {}, 0
 
 
-
-
 def active() -> bool:
     """Whether results are remembered now (else the callers skip making keys and checks)."""
     return _Remembered.depth > 0
@@ -85,9 +83,9 @@ def once(key, check, same: Callable, compute: Callable[[], np.ndarray | None], k
     refuses, simply ``compute()``.
     Results are object or float arrays (or None: not remembered); the caller gets its own
     copy."""
-    state = _Remembered
-    if state.depth == 0:
+    if not active():
         return compute()
+    state = _Remembered
     for seen, result in state.entries.get(key, ()):
         if same(seen):
             return result.copy()  # the caller's own array: nothing it does reaches ours
