@@ -191,9 +191,12 @@ class _ForkedRank:
             if code is not None:
                 self.returncode = code
             elif ended:  # killed with the zygote, or never started
-                started = self.pid is not None
-                self.returncode = -signal.SIGKILL if started else self.zygote.returncode
-                self.lost_with_zygote = started
+                # A zygote killed by a signal took its ranks with it (PR_SET_PDEATHSIG), even
+                # one whose pid it had not written yet; one that exited before forking wrote
+                # its error into every rank's log.
+                lost = self.pid is not None or self.zygote.returncode < 0
+                self.returncode = -signal.SIGKILL if lost else self.zygote.returncode
+                self.lost_with_zygote = lost
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
